@@ -1,0 +1,244 @@
+//! Composition root (L6): parses the command line, loads configuration, picks the concrete
+//! backends and wires the modules together. The only place that knows every module.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::cli::{self, Cli, Command, ConfigCommand, Exit};
+use crate::config::{Config, LogConfig, LogFormat};
+use crate::directory::Directory;
+use crate::store::{self, Store};
+use crate::web::{self, WebState, tls};
+
+/// Entry point of the `hub` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match Config::load(&cli.sources()) {
+        Ok(l) => l,
+        Err(e) => {
+            for line in e.to_string().lines() {
+                eprintln!("error: {line}");
+            }
+            return Exit::Config.into();
+        }
+    };
+    if let Err(e) = init_tracing(&loaded.config.log) {
+        eprintln!("error: {e}");
+        return Exit::Config.into();
+    }
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Failure.into();
+        }
+    };
+    let exit = match cli.command {
+        Command::Serve => runtime.block_on(serve(loaded.config)),
+        Command::Config(ConfigCommand::Show) => {
+            cli::config_show(&loaded);
+            Exit::Ok
+        }
+        Command::Config(ConfigCommand::Check) => match check(&loaded.config) {
+            Ok(()) => {
+                cli::config_check(&loaded);
+                Exit::Ok
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Exit::Config
+            }
+        },
+        Command::Users(command) => runtime.block_on(async {
+            let store = match store::open(&loaded.config.store).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Exit::Failure;
+                }
+            };
+            let directory = Directory::new(store.clone(), loaded.config.pbx.extension_range);
+            let exit = cli::users(command, &directory, &*store).await;
+            store.close().await;
+            exit
+        }),
+        Command::Version(out) => {
+            cli::version(&out);
+            Exit::Ok
+        }
+    };
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    exit.into()
+}
+
+/// Checks what `config check` can check beyond the config itself without starting anything.
+fn check(config: &Config) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::try_new(&config.log.level).map_err(|e| {
+        format!(
+            "key log.level: {:?} is not a valid log filter: {e}",
+            config.log.level
+        )
+    })?;
+    tls::check_files(&config.web).map_err(|e| e.to_string())
+}
+
+fn init_tracing(log: &LogConfig) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.level).map_err(|e| {
+        format!(
+            "key log.level: {:?} is not a valid log filter: {e}",
+            log.level
+        )
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match log.format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
+    result.map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// Why `hub serve` could not start; each is one line for the operator.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("data directory {dir} is not usable: {reason}")]
+    DataDir { dir: String, reason: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+}
+
+/// `hub serve`: runs until SIGINT or SIGTERM, then drains and stops.
+async fn serve(config: Config) -> Exit {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match start(&config).await {
+        Ok((listener, tls, store)) => {
+            let state = WebState::new(store.clone());
+            let app = web::router(state, &config.web.webapp_dir);
+            let result = web::serve(
+                listener,
+                tls,
+                app,
+                shutdown_signal(),
+                config.web.shutdown_grace,
+            )
+            .await;
+            if tokio::time::timeout(Duration::from_secs(1), store.close())
+                .await
+                .is_err()
+            {
+                tracing::warn!("store did not close within 1s");
+            }
+            match result {
+                Ok(()) => {
+                    tracing::info!("stopped");
+                    Exit::Ok
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "server failed");
+                    eprintln!("error: {e}");
+                    Exit::Failure
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("error: {e}");
+            Exit::Failure
+        }
+    }
+}
+
+/// Everything that can fail before serving, in an order that leaves nothing half-done.
+async fn start(
+    config: &Config,
+) -> Result<
+    (
+        std::net::TcpListener,
+        Arc<rustls::ServerConfig>,
+        Arc<dyn Store>,
+    ),
+    StartError,
+> {
+    let data_dir = &config.store.data_dir;
+    ensure_writable(data_dir)?;
+    let store = store::open(&config.store).await?;
+    let tls = tls::prepare(&config.web, data_dir)?;
+    let listener =
+        std::net::TcpListener::bind(config.web.bind).map_err(|source| StartError::Bind {
+            addr: config.web.bind,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.web.bind,
+        source,
+    })?;
+    tracing::info!(
+        fingerprint = %tls.fingerprint,
+        source = ?tls.source,
+        cert = %tls.cert_path.display(),
+        "TLS certificate (SHA-256)"
+    );
+    let demo = config.auth.issuer.is_none();
+    tracing::info!(addr = %local, url = %format!("https://{local}/"), store = store.backend_name(), demo, "listening");
+    Ok((listener, tls.server_config, store))
+}
+
+/// Creates the data directory if needed and proves it can be written.
+fn ensure_writable(dir: &Path) -> Result<(), StartError> {
+    let err = |reason: String| StartError::DataDir {
+        dir: dir.display().to_string(),
+        reason,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    let probe = dir.join(".write-probe");
+    std::fs::write(&probe, b"ok").map_err(|e| err(format!("not writable: {e}")))?;
+    std::fs::remove_file(&probe).map_err(|e| err(format!("not writable: {e}")))?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!(signal = "SIGINT", "signal received"),
+        () = term => tracing::info!(signal = "SIGTERM", "signal received"),
+    }
+}

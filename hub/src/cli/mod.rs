@@ -1,0 +1,230 @@
+//! The `hub` command line (L5): argument parsing and output for people (tables) and
+//! scripts (`--json`). Commands call the same domain API as the web app; this module
+//! prints, it does not decide.
+
+mod config_cmd;
+mod table;
+mod users;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{FlagOverride, Sources};
+
+pub use config_cmd::{check as config_check, show as config_show};
+pub use users::run as users;
+
+/// Exit codes, stable for scripts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// The command failed (user not found, port in use, database unreachable…).
+    Failure = 1,
+    /// Bad configuration or usage.
+    Config = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// Backup telephony hub: browser calling, Asterisk provisioning, IVR and voicemail.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hub",
+    version,
+    propagate_version = true,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Config file (default: ./hub.toml when it exists)
+    #[arg(long, global = true, value_name = "FILE", env = "HUB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTPS listen address, e.g. 127.0.0.1:8443 (web.bind)
+    #[arg(long, global = true, value_name = "ADDR:PORT")]
+    pub bind: Option<String>,
+    /// Directory for the hub's state (store.data_dir)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Log format: human or json (log.format)
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. info or hub=debug (log.level)
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// What to do
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub: HTTPS web app and API
+    Serve,
+    /// Show or validate the effective configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage the user directory
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Print the hub's version
+    Version(JsonFlag),
+}
+
+/// `hub config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (file, environment and flags merged; secrets redacted)
+    Show,
+    /// Validate the configuration without starting anything
+    Check,
+}
+
+/// `--json`
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Machine-readable JSON output
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hub users …`
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List users, sorted by name
+    List {
+        /// Only users whose name, username or e-mail has a word starting with this
+        #[arg(long, value_name = "PREFIX")]
+        search: Option<String>,
+        /// Include disabled users
+        #[arg(long)]
+        all: bool,
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Show one user (by username, extension or id)
+    Show {
+        /// Username, extension or id
+        user: String,
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Create a user
+    Add {
+        /// Login-style name (letters, digits, . _ - @ +)
+        #[arg(long)]
+        username: String,
+        /// Display name colleagues see
+        #[arg(long)]
+        name: String,
+        /// E-mail address
+        #[arg(long)]
+        email: Option<String>,
+        /// Extension (default: the next free one of pbx.extension_range)
+        #[arg(long)]
+        extension: Option<String>,
+        /// Phone number, NUMBER[:work|mobile|home|other]; repeatable
+        #[arg(long = "number", value_name = "NUMBER[:KIND]")]
+        numbers: Vec<String>,
+        /// Make the user an administrator
+        #[arg(long)]
+        admin: bool,
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Disable a user: they cannot sign in, and their sessions end at once
+    Disable {
+        /// Username, extension or id
+        user: String,
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Re-enable a disabled user
+    Enable {
+        /// Username, extension or id
+        user: String,
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+impl Cli {
+    /// Where configuration comes from: the process environment, the file and these flags.
+    pub fn sources(&self) -> Sources {
+        let mut flags = Vec::new();
+        let mut flag = |flag: &'static str, key: &'static str, value: &Option<String>| {
+            if let Some(v) = value {
+                flags.push(FlagOverride {
+                    flag,
+                    key,
+                    value: v.clone(),
+                });
+            }
+        };
+        flag("--bind", "web.bind", &self.bind);
+        flag("--data-dir", "store.data_dir", &self.data_dir);
+        flag("--log-format", "log.format", &self.log_format);
+        flag("--log-level", "log.level", &self.log_level);
+        Sources::from_process(self.config.clone(), flags)
+    }
+}
+
+/// `hub version`.
+pub fn version(out: &JsonFlag) {
+    let version = env!("CARGO_PKG_VERSION");
+    if out.json {
+        println!("{}", serde_json::json!({ "version": version }));
+    } else {
+        println!("hub {version}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_become_config_overrides() {
+        let cli = Cli::try_parse_from([
+            "hub",
+            "--bind",
+            "127.0.0.1:9",
+            "users",
+            "list",
+            "--data-dir",
+            "/d",
+        ])
+        .unwrap();
+        let keys: Vec<_> = cli
+            .sources()
+            .flags
+            .iter()
+            .map(|f| (f.key, f.value.clone()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("web.bind", "127.0.0.1:9".to_string()),
+                ("store.data_dir", "/d".to_string())
+            ]
+        );
+    }
+}

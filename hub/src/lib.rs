@@ -1,0 +1,22 @@
+//! The hub: a self-hosted backup telephony hub.
+//!
+//! # Layout
+//!
+//! Lower layers never import higher ones; modules on one row don't import each other unless
+//! noted.
+//!
+//! ```text
+//! L0  model, config        ids, records, typed config (config uses model's value types)
+//! L1  store                storage role traits; SQLite and MongoDB backends
+//! L2  directory            users, extensions, numbers: the domain API web and cli share
+//! L5  web, cli             thin adapters (HTTPS + JSON; the `hub` command line)
+//! L6  app                  composition root: the only place that picks concrete backends
+//! ```
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod directory;
+pub mod model;
+pub mod store;
+pub mod web;

@@ -1,0 +1,90 @@
+//! HTTPS adapter (L5): routes, TLS, metrics. Handlers stay thin and call the domain API
+//! (`directory`, `store`) that the CLI uses too.
+//!
+//! ```text
+//!  request → security headers → metrics (route, method, status, duration) → trace span
+//!          → /healthz /readyz /metrics /api/status | webapp/ (static, embedded fallback)
+//! ```
+
+mod error;
+mod health;
+mod metrics;
+mod server;
+mod static_files;
+pub mod tls;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::routing::get;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::store::Store;
+
+pub use error::ApiError;
+pub use metrics::HttpMetrics;
+pub use server::{ServeError, serve};
+
+/// What handlers share. Cheap to clone: every field is a handle.
+#[derive(Clone)]
+pub struct WebState {
+    /// The store, for readiness checks.
+    pub store: Arc<dyn Store>,
+    /// Request counters for `/metrics`.
+    pub metrics: HttpMetrics,
+    /// When the hub started, for uptime.
+    pub started: Instant,
+}
+
+impl WebState {
+    /// State for a hub that started now.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            metrics: HttpMetrics::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// The whole HTTP application, ready to serve or to test with `oneshot`.
+pub fn router(state: WebState, webapp_dir: &Path) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/api/status", get(health::status))
+        .fallback_service(static_files::service(webapp_dir))
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::record))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
+            let route = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map_or("static", |p| p.as_str())
+                .to_string();
+            tracing::info_span!("http", method = %req.method(), route, path = %req.uri().path())
+        }))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("content-security-policy"),
+            HeaderValue::from_static(
+                "default-src 'self'; connect-src 'self' wss:; media-src 'self' blob:; img-src 'self' data:; \
+                 frame-ancestors 'none'",
+            ),
+        ))
+}
+
+#[cfg(test)]
+mod tests;

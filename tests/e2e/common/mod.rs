@@ -1,0 +1,234 @@
+//! Shared harness: runs the real hub binary in a temporary directory and talks to it over
+//! HTTPS on 127.0.0.1, waiting on its log events (never on sleeps).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Path of the hub binary Cargo built for these tests.
+pub fn hub_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_hub-e2e")
+}
+
+/// A command for the hub binary with a clean environment: no `HUB_*` variable of the
+/// calling shell leaks into a test.
+pub fn hub_cmd(cwd: &Path) -> Command {
+    let mut cmd = Command::new(hub_bin());
+    cmd.current_dir(cwd).env_clear();
+    for keep in ["PATH", "HOME", "LANG", "TMPDIR"] {
+        if let Ok(v) = std::env::var(keep) {
+            cmd.env(keep, v);
+        }
+    }
+    cmd
+}
+
+/// Runs a one-shot hub command to completion.
+pub fn run(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = hub_cmd(cwd);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run hub")
+}
+
+/// Stdout and stderr of an output, for assertions and failure messages.
+pub fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A running `hub serve` and everything it logged so far.
+pub struct Hub {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its working directory (the data dir is `data/` inside).
+    pub dir: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+    lines: mpsc::Receiver<String>,
+}
+
+/// How long any single wait in these tests may take before it fails with the hub's log.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+impl Hub {
+    /// Starts `hub serve` in `dir` on an ephemeral port with JSON logs and waits for its
+    /// "listening" event.
+    pub fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Hub {
+        match Self::try_start(dir, extra, env) {
+            Ok(hub) => hub,
+            Err((msg, log)) => panic!("{msg}\n--- hub log ---\n{}", log.join("\n")),
+        }
+    }
+
+    /// Like [`Hub::start`], but returns the log instead of panicking when the hub exits or
+    /// never gets to listening.
+    pub fn try_start(
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Hub, (String, Vec<String>)> {
+        let mut cmd = hub_cmd(dir);
+        cmd.args(["--bind", "127.0.0.1:0", "--log-format", "json", "serve"])
+            .args(extra);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hub");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let (log, tx) = (log.clone(), tx.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        drop(tx);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = event_field(&line, "listening", "addr") {
+                        let addr = addr.parse().expect("listening addr");
+                        return Ok(Hub {
+                            child,
+                            addr,
+                            dir: dir.to_path_buf(),
+                            log,
+                            lines: rx,
+                        });
+                    }
+                }
+                Err(_) => {
+                    let status = child.try_wait().ok().flatten();
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let msg = format!("hub did not start listening (exit status: {status:?})");
+                    return Err((msg, log.lock().unwrap().clone()));
+                }
+            }
+        }
+    }
+
+    /// The base URL.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
+    }
+
+    /// An HTTPS client that trusts exactly the hub's own certificate.
+    pub fn client(&self) -> reqwest::Client {
+        let pem = std::fs::read(self.dir.join("data/tls/cert.pem")).expect("generated certificate");
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .tls_built_in_root_certs(false)
+            .timeout(WAIT)
+            .build()
+            .unwrap()
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until a log line with `message` arrives; returns it.
+    pub fn wait_for(&self, message: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        if let Some(l) = self
+            .log()
+            .into_iter()
+            .find(|l| event_message(l).as_deref() == Some(message))
+        {
+            return l;
+        }
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if event_message(&line).as_deref() == Some(message) {
+                return line;
+            }
+        }
+        panic!(
+            "no {message:?} event within {WAIT:?}\n--- hub log ---\n{}",
+            self.log().join("\n")
+        );
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (`TERM`, `INT`) and waits for the exit; returns the status and how
+    /// long the hub took to exit.
+    pub fn stop(mut self, signal: &str) -> (ExitStatus, Duration, Vec<String>) {
+        let start = Instant::now();
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{signal} failed");
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader threads drain the pipes.
+                while self.lines.recv_timeout(Duration::from_millis(200)).is_ok() {}
+                return (status, start.elapsed(), self.log());
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "hub did not exit after SIG{signal}\n{}",
+                self.log().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `message` of a JSON log line.
+pub fn event_message(line: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    v.get("message")?.as_str().map(str::to_string)
+}
+
+/// A field of a JSON log line whose message is `message`.
+pub fn event_field(line: &str, message: &str, field: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    if v.get("message")?.as_str()? != message {
+        return None;
+    }
+    match v.get(field)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `hub` binary, started by the tests on 127.0.0.1.
+
+mod cli;
+mod common;
+mod config;
+mod serve;
