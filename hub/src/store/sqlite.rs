@@ -61,7 +61,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Reads (directory search, session checks) come from memory-mapped pages rather
+            // than a copy through SQLite's small default page cache.
+            .pragma("mmap_size", "268435456")
+            .pragma("cache_size", "-16384");
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .min_connections(1)
@@ -179,53 +183,83 @@ fn user_from_row(row: &SqliteRow) -> Result<User> {
     })
 }
 
-async fn write_tokens(conn: &mut SqliteConnection, id: &UserId, user: &User) -> Result<()> {
-    sqlx::query("DELETE FROM user_tokens WHERE user_id = ?")
-        .bind(id.as_str())
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
-    for token in search_tokens(&user.display_name, &user.username, user.email.as_deref()) {
-        sqlx::query("INSERT INTO user_tokens (token, user_id) VALUES (?, ?)")
-            .bind(token)
+/// Rewrites the user's search tokens; `fresh` (a user just created) skips deleting old ones.
+async fn write_tokens(
+    conn: &mut SqliteConnection,
+    id: &UserId,
+    user: &User,
+    fresh: bool,
+) -> Result<()> {
+    if !fresh {
+        sqlx::query("DELETE FROM user_tokens WHERE user_id = ?")
             .bind(id.as_str())
             .execute(&mut *conn)
             .await
             .map_err(db_err)?;
     }
+    let tokens = search_tokens(&user.display_name, &user.username, user.email.as_deref());
+    // One statement for all tokens: each statement is a round trip to SQLite's worker thread.
+    sqlx::query("INSERT INTO user_tokens (token, user_id) SELECT value, ?2 FROM json_each(?1)")
+        .bind(serde_json::Value::from(tokens).to_string())
+        .bind(id.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
     Ok(())
 }
 
+/// Replaces the user's numbers of one source; `fresh` skips deleting old ones.
 async fn write_numbers(
     conn: &mut SqliteConnection,
     id: &UserId,
     source: NumberSource,
     numbers: &[Number],
+    fresh: bool,
 ) -> Result<()> {
-    sqlx::query("DELETE FROM numbers WHERE user_id = ? AND source = ?")
-        .bind(id.as_str())
-        .bind(source.as_str())
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
-    let mut seen = std::collections::HashSet::new();
-    for (position, n) in numbers.iter().enumerate() {
-        if !seen.insert(n.number.as_str()) {
-            continue;
-        }
-        sqlx::query(
-            "INSERT INTO numbers (user_id, source, number, kind, position) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(id.as_str())
-        .bind(source.as_str())
-        .bind(&n.number)
-        .bind(n.kind.as_str())
-        .bind(position as i64)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
+    if !fresh {
+        sqlx::query("DELETE FROM numbers WHERE user_id = ? AND source = ?")
+            .bind(id.as_str())
+            .bind(source.as_str())
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
     }
+    if numbers.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(&str, &str)> = numbers
+        .iter()
+        .map(|n| (n.number.as_str(), n.kind.as_str()))
+        .collect();
+    let json = serde_json::to_string(&rows).map_err(|e| StoreError::Backend(e.to_string()))?;
+    // The primary key drops repeated numbers (first one kept); `key` is the list position.
+    sqlx::query(
+        "INSERT OR IGNORE INTO numbers (user_id, source, number, kind, position) \
+         SELECT ?1, ?2, json_extract(value, '$[0]'), json_extract(value, '$[1]'), key FROM json_each(?3)",
+    )
+    .bind(id.as_str())
+    .bind(source.as_str())
+    .bind(json)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
     Ok(())
+}
+
+/// Numbers as every backend returns them: grouped by source name, in the given order
+/// within a source, without repeats.
+fn normalised_numbers(numbers: &[Number]) -> Vec<Number> {
+    let mut out: Vec<Number> = Vec::with_capacity(numbers.len());
+    for n in numbers {
+        if !out
+            .iter()
+            .any(|o| o.source == n.source && o.number == n.number)
+        {
+            out.push(n.clone());
+        }
+    }
+    out.sort_by_key(|n| n.source.as_str());
+    out
 }
 
 async fn user_in(conn: &mut SqliteConnection, id: &UserId) -> Result<User> {
@@ -291,13 +325,15 @@ impl DirectoryStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| with_value(db_err(e), conflict_value))?;
-        write_tokens(&mut tx, &user.id, &user).await?;
+        write_tokens(&mut tx, &user.id, &user, true).await?;
         for (source, numbers) in numbers_by_source(&user.numbers) {
-            write_numbers(&mut tx, &user.id, source, &numbers).await?;
+            write_numbers(&mut tx, &user.id, source, &numbers, true).await?;
         }
-        let stored = user_in(&mut tx, &user.id).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(stored)
+        Ok(User {
+            numbers: normalised_numbers(&user.numbers),
+            ..user
+        })
     }
 
     async fn user(&self, id: &UserId) -> Result<Option<User>> {
@@ -386,7 +422,7 @@ impl DirectoryStore for SqliteStore {
         .await
         .map_err(|e| with_value(db_err(e), |w| (w == Unique::Extension).then(|| ext.clone().unwrap_or_default())))?;
         if update.display_name.is_some() || update.email.is_some() {
-            write_tokens(&mut tx, id, &user).await?;
+            write_tokens(&mut tx, id, &user, false).await?;
         }
         let stored = user_in(&mut tx, id).await?;
         tx.commit().await.map_err(db_err)?;
@@ -408,7 +444,7 @@ impl DirectoryStore for SqliteStore {
                 ..n.clone()
             })
             .collect();
-        write_numbers(&mut tx, id, source, &numbers).await?;
+        write_numbers(&mut tx, id, source, &numbers, false).await?;
         sqlx::query("UPDATE users SET updated_at = MAX(updated_at, ?) WHERE id = ?")
             .bind(Timestamp::now().as_millis())
             .bind(id.as_str())
