@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
 use crate::cli::{self, Cli, Command, ConfigCommand, Exit};
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::directory::Directory;
 use crate::store::{self, Store};
-use crate::web::{self, WebState, tls};
+use crate::web::{self, OriginPolicy, RateLimiter, WebState, tls};
 
 /// Entry point of the `hub` binary.
 pub fn main() -> ExitCode {
@@ -34,10 +36,7 @@ pub fn main() -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -68,8 +67,16 @@ pub fn main() -> ExitCode {
                     return Exit::Failure;
                 }
             };
-            let directory = Directory::new(store.clone(), loaded.config.pbx.extension_range);
-            let exit = cli::users(command, &directory, &*store).await;
+            let config = &loaded.config;
+            let directory = Directory::new(store.clone(), config.pbx.extension_range);
+            let origin = config.web.origin(config.web.bind);
+            let exit = match Auth::new(store.clone(), directory.clone(), &config.auth, &origin) {
+                Ok(auth) => cli::users(command, &directory, &auth).await,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Exit::Config
+                }
+            };
             store.close().await;
             exit
         }),
@@ -84,32 +91,18 @@ pub fn main() -> ExitCode {
 
 /// Checks what `config check` can check beyond the config itself without starting anything.
 fn check(config: &Config) -> Result<(), String> {
-    tracing_subscriber::EnvFilter::try_new(&config.log.level).map_err(|e| {
-        format!(
-            "key log.level: {:?} is not a valid log filter: {e}",
-            config.log.level
-        )
-    })?;
+    tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .map_err(|e| format!("key log.level: {:?} is not a valid log filter: {e}", config.log.level))?;
     tls::check_files(&config.web).map_err(|e| e.to_string())
 }
 
 fn init_tracing(log: &LogConfig) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&log.level).map_err(|e| {
-        format!(
-            "key log.level: {:?} is not a valid log filter: {e}",
-            log.level
-        )
-    })?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.level)
+        .map_err(|e| format!("key log.level: {:?} is not a valid log filter: {e}", log.level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match log.format {
         LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
     };
     result.map_err(|e| format!("cannot set up logging: {e}"))
 }
@@ -120,98 +113,107 @@ enum StartError {
     #[error("data directory {dir} is not usable: {reason}")]
     DataDir { dir: String, reason: String },
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("sign-in setup: {0}")]
+    Auth(String),
 }
 
 /// `hub serve`: runs until SIGINT or SIGTERM, then drains and stops.
 async fn serve(config: Config) -> Exit {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    match start(&config).await {
-        Ok((listener, tls, store)) => {
-            let state = WebState::new(store.clone());
-            let app = web::router(state, &config.web.webapp_dir);
-            let result = web::serve(
-                listener,
-                tls,
-                app,
-                shutdown_signal(),
-                config.web.shutdown_grace,
-            )
-            .await;
-            if tokio::time::timeout(Duration::from_secs(1), store.close())
-                .await
-                .is_err()
-            {
-                tracing::warn!("store did not close within 1s");
-            }
-            match result {
-                Ok(()) => {
-                    tracing::info!("stopped");
-                    Exit::Ok
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "server failed");
-                    eprintln!("error: {e}");
-                    Exit::Failure
-                }
-            }
-        }
+    let Started { listener, tls, store, state } = match start(&config).await {
+        Ok(started) => started,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
+            eprintln!("error: {e}");
+            return Exit::Failure;
+        }
+    };
+    let cancel = CancellationToken::new();
+    let purgers = [
+        state.auth.sessions().spawn_purger(PURGE_EVERY, cancel.clone()),
+        spawn_attempt_purger(state.auth.clone(), cancel.clone()),
+    ];
+    let app = web::router(state, &config.web.webapp_dir);
+    let result = web::serve(listener, tls, app, shutdown_signal(), config.web.shutdown_grace).await;
+    cancel.cancel();
+    for task in purgers {
+        let _ = task.await;
+    }
+    if tokio::time::timeout(Duration::from_secs(1), store.close()).await.is_err() {
+        tracing::warn!("store did not close within 1s");
+    }
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            Exit::Ok
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
             eprintln!("error: {e}");
             Exit::Failure
         }
     }
 }
 
+/// Forgets abandoned sign-in attempts every [`PURGE_EVERY`].
+fn spawn_attempt_purger(auth: Auth, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PURGE_EVERY);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = tick.tick() => { auth.attempts().purge(); }
+            }
+        }
+    })
+}
+
+/// How often expired sessions and sign-in attempts are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+/// A hub ready to serve.
+struct Started {
+    listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    store: Arc<dyn Store>,
+    state: WebState,
+}
+
 /// Everything that can fail before serving, in an order that leaves nothing half-done.
-async fn start(
-    config: &Config,
-) -> Result<
-    (
-        std::net::TcpListener,
-        Arc<rustls::ServerConfig>,
-        Arc<dyn Store>,
-    ),
-    StartError,
-> {
+async fn start(config: &Config) -> Result<Started, StartError> {
     let data_dir = &config.store.data_dir;
     ensure_writable(data_dir)?;
     let store = store::open(&config.store).await?;
     let tls = tls::prepare(&config.web, data_dir)?;
-    let listener =
-        std::net::TcpListener::bind(config.web.bind).map_err(|source| StartError::Bind {
-            addr: config.web.bind,
-            source,
-        })?;
-    let local = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.web.bind,
-        source,
-    })?;
+    let cookie_key = web::cookies::load_or_create_key(data_dir).map_err(|e| StartError::Auth(e.to_string()))?;
+    let listener = std::net::TcpListener::bind(config.web.bind)
+        .map_err(|source| StartError::Bind { addr: config.web.bind, source })?;
+    let local = listener.local_addr().map_err(|source| StartError::Bind { addr: config.web.bind, source })?;
+    let origin = config.web.origin(local);
+    let directory = Directory::new(store.clone(), config.pbx.extension_range);
+    let auth = Auth::new(store.clone(), directory, &config.auth, &origin).map_err(StartError::Auth)?;
+    let policy = OriginPolicy { fixed: config.web.public_url.as_ref().map(|_| origin.clone()) };
+    let limiter = RateLimiter::new(config.auth.signin_rate_per_minute);
+    let mode = if config.auth.issuer.is_some() { "oidc" } else { "demo" };
     tracing::info!(
         fingerprint = %tls.fingerprint,
         source = ?tls.source,
         cert = %tls.cert_path.display(),
         "TLS certificate (SHA-256)"
     );
-    let demo = config.auth.issuer.is_none();
-    tracing::info!(addr = %local, url = %format!("https://{local}/"), store = store.backend_name(), demo, "listening");
-    Ok((listener, tls.server_config, store))
+    tracing::info!(addr = %local, url = %format!("{origin}/"), store = store.backend_name(), auth = mode, "listening");
+    let state = WebState::new(store.clone(), auth, cookie_key, limiter, policy);
+    Ok(Started { listener, tls: tls.server_config, store, state })
 }
 
 /// Creates the data directory if needed and proves it can be written.
 fn ensure_writable(dir: &Path) -> Result<(), StartError> {
-    let err = |reason: String| StartError::DataDir {
-        dir: dir.display().to_string(),
-        reason,
-    };
+    let err = |reason: String| StartError::DataDir { dir: dir.display().to_string(), reason };
     std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
     let probe = dir.join(".write-probe");
     std::fs::write(&probe, b"ok").map_err(|e| err(format!("not writable: {e}")))?;

@@ -12,10 +12,7 @@ const RUNS: usize = 20;
 
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    println!(
-        "hub serve cold start to /readyz 200 (SQLite, release), {} cores",
-        cores()
-    );
+    println!("hub serve cold start to /readyz 200 (SQLite, release), {} cores", cores());
     let mut first = Vec::new();
     let mut restart = Vec::new();
     for _ in 0..RUNS {
@@ -33,8 +30,7 @@ fn cores() -> usize {
 
 fn report(label: &str, samples: &mut [Duration]) {
     samples.sort();
-    let pick =
-        |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
+    let pick = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
     println!(
         "  {label}: p50 {:>6.1} ms  p95 {:>6.1} ms  max {:>6.1} ms  (n={})",
         ms(pick(0.5)),
@@ -68,14 +64,10 @@ async fn start_once(dir: &std::path::Path) -> Duration {
             }
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("hub did not start");
+    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("hub did not start");
     let pem = std::fs::read(dir.join("data/tls/cert.pem")).unwrap();
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .build()
-        .unwrap();
+    let client =
+        reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap()).build().unwrap();
     let url = format!("https://{addr}/readyz");
     let took = loop {
         if let Ok(r) = client.get(&url).send().await
@@ -86,11 +78,7 @@ async fn start_once(dir: &std::path::Path) -> Duration {
         assert!(begin.elapsed() < Duration::from_secs(20), "never ready");
         tokio::time::sleep(Duration::from_millis(1)).await;
     };
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     child.wait().unwrap();
     took
 }

@@ -3,8 +3,10 @@
 //!
 //! Run: `cargo bench -p hub-tests --bench store`.
 
+mod report;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hub::model::{NewUser, Number, NumberKind, NumberSource};
 use hub::store::{SqliteStore, Store, UserQuery};
@@ -15,9 +17,8 @@ const USERS: usize = 10_000;
 const SEARCHES: usize = 5_000;
 
 const FIRST: &[&str] = &[
-    "Anna", "Ben", "Clara", "David", "Elif", "Finn", "Greta", "Hugo", "Ida", "Jonas", "Kim", "Lea",
-    "Mats", "Nora", "Omar", "Paula", "Quentin", "Rosa", "Sami", "Tara", "Uwe", "Vera", "Wim",
-    "Xenia", "Yusuf", "Zoe",
+    "Anna", "Ben", "Clara", "David", "Elif", "Finn", "Greta", "Hugo", "Ida", "Jonas", "Kim", "Lea", "Mats", "Nora",
+    "Omar", "Paula", "Quentin", "Rosa", "Sami", "Tara", "Uwe", "Vera", "Wim", "Xenia", "Yusuf", "Zoe",
 ];
 const LAST: &[&str] = &[
     "Müller",
@@ -66,18 +67,10 @@ fn user(i: usize, rng: &mut StdRng) -> NewUser {
         subject: Some(format!("sub-{i}")),
         username: format!("{}.{}{i}", first.to_lowercase(), last.to_lowercase()),
         display_name: format!("{first} {last}"),
-        email: Some(format!(
-            "{}.{}{i}@example.org",
-            first.to_lowercase(),
-            last.to_lowercase()
-        )),
+        email: Some(format!("{}.{}{i}@example.org", first.to_lowercase(), last.to_lowercase())),
         extension: Some(hub::model::Extension::new(format!("{}", 10_000 + i)).unwrap()),
         admin: false,
-        numbers: vec![Number {
-            number: format!("+4930{i:07}"),
-            kind: NumberKind::Work,
-            source: NumberSource::Idp,
-        }],
+        numbers: vec![Number { number: format!("+4930{i:07}"), kind: NumberKind::Work, source: NumberSource::Idp }],
     }
 }
 
@@ -85,11 +78,7 @@ async fn run() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("SQLite store benchmark, {USERS} users, {cores} cores");
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&dir.path().join("bench.db"), 8)
-            .await
-            .unwrap(),
-    );
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("bench.db"), 8).await.unwrap());
     let mut rng = StdRng::seed_from_u64(4475);
 
     let users: Vec<NewUser> = (0..USERS).map(|i| user(i, &mut rng)).collect();
@@ -131,24 +120,13 @@ async fn run() {
         let word = source[rng.random_range(0..source.len())].to_lowercase();
         let len = rng.random_range(1..=word.chars().count().min(4));
         let prefix: String = word.chars().take(len).collect();
-        let q = UserQuery {
-            name_prefix: Some(prefix),
-            include_disabled: false,
-            limit: Some(20),
-        };
+        let q = UserQuery { name_prefix: Some(prefix), include_disabled: false, limit: Some(20) };
         let t = Instant::now();
         found += store.list_users(&q).await.unwrap().len();
         samples.push(t.elapsed());
     }
-    samples.sort();
-    let pick = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
-    println!(
-        "  name-prefix search (limit 20, 1-4 letters, {SEARCHES} queries): p50 {:.0} µs  p99 {:.0} µs  max {:.0} µs  ({:.1} results avg)",
-        us(pick(0.5)),
-        us(pick(0.99)),
-        us(*samples.last().unwrap()),
-        found as f64 / SEARCHES as f64
-    );
+    let label =
+        format!("name-prefix search (limit 20, 1-4 letters, {:.1} results avg)", found as f64 / SEARCHES as f64);
+    report::latency(&label, &mut samples);
     store.close().await;
 }

@@ -23,10 +23,7 @@ fn help_lists_every_command_with_one_line() {
     let out = run(dir.path(), &["users", "--help"], &[]);
     let (stdout, _) = text(&out);
     for cmd in ["list", "show", "add", "disable", "enable"] {
-        assert!(
-            stdout.lines().any(|l| l.trim_start().starts_with(cmd)),
-            "{cmd} missing:\n{stdout}"
-        );
+        assert!(stdout.lines().any(|l| l.trim_start().starts_with(cmd)), "{cmd} missing:\n{stdout}");
     }
 }
 
@@ -73,60 +70,19 @@ fn users_round_trip() {
     );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stdout.starts_with("created alice (Alice Liddell), extension 1000, id "),
-        "{stdout}"
-    );
-    let bob = json(
-        d,
-        &[
-            "users",
-            "add",
-            "--username",
-            "bob",
-            "--name",
-            "Bob Builder",
-            "--extension",
-            "1500",
-            "--json",
-        ],
-    );
+    assert!(stdout.starts_with("created alice (Alice Liddell), extension 1000, id "), "{stdout}");
+    let bob = json(d, &["users", "add", "--username", "bob", "--name", "Bob Builder", "--extension", "1500", "--json"]);
     assert_eq!(bob["extension"], "1500");
-    let carol = json(
-        d,
-        &[
-            "users",
-            "add",
-            "--username",
-            "carol",
-            "--name",
-            "Carol Smith",
-            "--json",
-        ],
-    );
-    assert_eq!(
-        carol["extension"], "1001",
-        "next free extension of the range"
-    );
+    let carol = json(d, &["users", "add", "--username", "carol", "--name", "Carol Smith", "--json"]);
+    assert_eq!(carol["extension"], "1001", "next free extension of the range");
 
     let list = json(d, &["users", "list", "--json"]);
-    let names: Vec<_> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["username"].as_str().unwrap())
-        .collect();
+    let names: Vec<_> = list.as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
     assert_eq!(names, ["alice", "bob", "carol"]);
     let (table, _) = text(&run(d, &["users", "list"], &[]));
     let mut lines = table.lines();
-    assert!(
-        lines.next().unwrap().starts_with("USERNAME  NAME"),
-        "{table}"
-    );
-    assert!(
-        table.contains("alice     Alice Liddell  1000  +49301234"),
-        "{table}"
-    );
+    assert!(lines.next().unwrap().starts_with("USERNAME  NAME"), "{table}");
+    assert!(table.contains("alice     Alice Liddell  1000  +49301234"), "{table}");
     assert!(table.contains("active, admin"), "{table}");
 
     let found = json(d, &["users", "list", "--search", "smi", "--json"]);
@@ -137,14 +93,8 @@ fn users_round_trip() {
     assert_eq!(shown["username"], "bob");
     assert_eq!(shown["sessions"], 0);
     let (details, _) = text(&run(d, &["users", "show", "alice"], &[]));
-    assert!(
-        details.contains("numbers     +49301234  mobile (admin)"),
-        "{details}"
-    );
-    assert!(
-        details.contains("email       alice@example.org"),
-        "{details}"
-    );
+    assert!(details.contains("numbers     +49301234  mobile (admin)"), "{details}");
+    assert!(details.contains("email       alice@example.org"), "{details}");
 
     let (stdout, _) = text(&run(d, &["users", "disable", "bob"], &[]));
     assert_eq!(stdout.trim(), "disabled bob; ended 0 session(s)");
@@ -154,17 +104,10 @@ fn users_round_trip() {
         .iter()
         .map(|u| u["username"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(
-        names,
-        ["alice", "carol"],
-        "disabled users are hidden by default"
-    );
+    assert_eq!(names, ["alice", "carol"], "disabled users are hidden by default");
     let all = json(d, &["users", "list", "--all", "--json"]);
     assert_eq!(all.as_array().unwrap().len(), 3);
-    assert_eq!(
-        json(d, &["users", "show", "bob", "--json"])["disabled"],
-        true
-    );
+    assert_eq!(json(d, &["users", "show", "bob", "--json"])["disabled"], true);
     let enabled = json(d, &["users", "enable", "bob", "--json"]);
     assert_eq!(enabled["disabled"], false);
 }
@@ -173,101 +116,31 @@ fn users_round_trip() {
 fn user_errors_are_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    assert!(
-        run(
-            d,
-            &[
-                "users",
-                "add",
-                "--username",
-                "a",
-                "--name",
-                "A",
-                "--extension",
-                "1200"
-            ],
-            &[]
-        )
-        .status
-        .success()
-    );
+    assert!(run(d, &["users", "add", "--username", "a", "--name", "A", "--extension", "1200"], &[]).status.success());
 
-    let out = run(
-        d,
-        &[
-            "users",
-            "add",
-            "--username",
-            "b",
-            "--name",
-            "B",
-            "--extension",
-            "1200",
-        ],
-        &[],
-    );
+    let out = run(d, &["users", "add", "--username", "b", "--name", "B", "--extension", "1200"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        text(&out).1.trim(),
-        "error: extension \"1200\" is already taken"
-    );
+    assert_eq!(text(&out).1.trim(), "error: extension \"1200\" is already taken");
 
-    let out = run(
-        d,
-        &["users", "add", "--username", "a", "--name", "Again"],
-        &[],
-    );
+    let out = run(d, &["users", "add", "--username", "a", "--name", "Again"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        text(&out).1.trim(),
-        "error: username \"a\" is already taken"
-    );
+    assert_eq!(text(&out).1.trim(), "error: username \"a\" is already taken");
 
     let out = run(d, &["users", "show", "nobody"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        text(&out).1.trim(),
-        "error: no user \"nobody\" (looked up by username, extension and id)"
-    );
+    assert_eq!(text(&out).1.trim(), "error: no user \"nobody\" (looked up by username, extension and id)");
 
-    let out = run(
-        d,
-        &["users", "add", "--username", "bad name", "--name", "X"],
-        &[],
-    );
+    let out = run(d, &["users", "add", "--username", "bad name", "--name", "X"], &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out).1.starts_with("error: username: "),
-        "{}",
-        text(&out).1
-    );
+    assert!(text(&out).1.starts_with("error: username: "), "{}", text(&out).1);
 
     let out = run(
         d,
-        &[
-            "users",
-            "add",
-            "--username",
-            "x",
-            "--name",
-            "X",
-            "--extension",
-            "1000",
-        ],
+        &["users", "add", "--username", "x", "--name", "X", "--extension", "1000"],
         &[("HUB_PBX__EXTENSION_RANGE", "1000-1000")],
     );
     assert!(out.status.success());
-    let out = run(
-        d,
-        &["users", "add", "--username", "y", "--name", "Y"],
-        &[("HUB_PBX__EXTENSION_RANGE", "1000-1000")],
-    );
+    let out = run(d, &["users", "add", "--username", "y", "--name", "Y"], &[("HUB_PBX__EXTENSION_RANGE", "1000-1000")]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out)
-            .1
-            .contains("no free extension left in pbx.extension_range 1000-1000"),
-        "{}",
-        text(&out).1
-    );
+    assert!(text(&out).1.contains("no free extension left in pbx.extension_range 1000-1000"), "{}", text(&out).1);
 }

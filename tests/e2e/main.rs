@@ -3,4 +3,6 @@
 mod cli;
 mod common;
 mod config;
+mod demo;
 mod serve;
+mod signin;

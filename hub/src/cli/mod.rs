@@ -35,12 +35,7 @@ impl From<Exit> for ExitCode {
 
 /// Backup telephony hub: browser calling, Asterisk provisioning, IVR and voicemail.
 #[derive(Debug, Parser)]
-#[command(
-    name = "hub",
-    version,
-    propagate_version = true,
-    disable_help_subcommand = true
-)]
+#[command(name = "hub", version, propagate_version = true, disable_help_subcommand = true)]
 pub struct Cli {
     /// Config file (default: ./hub.toml when it exists)
     #[arg(long, global = true, value_name = "FILE", env = "HUB_CONFIG")]
@@ -149,6 +144,22 @@ pub enum UsersCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// List a user's signed-in devices (sessions)
+    Sessions {
+        /// Username, extension or id
+        user: String,
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Sign a user out on every device
+    Logout {
+        /// Username, extension or id
+        user: String,
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Re-enable a disabled user
     Enable {
         /// Username, extension or id
@@ -165,11 +176,7 @@ impl Cli {
         let mut flags = Vec::new();
         let mut flag = |flag: &'static str, key: &'static str, value: &Option<String>| {
             if let Some(v) = value {
-                flags.push(FlagOverride {
-                    flag,
-                    key,
-                    value: v.clone(),
-                });
+                flags.push(FlagOverride { flag, key, value: v.clone() });
             }
         };
         flag("--bind", "web.bind", &self.bind);
@@ -203,28 +210,8 @@ mod tests {
 
     #[test]
     fn flags_become_config_overrides() {
-        let cli = Cli::try_parse_from([
-            "hub",
-            "--bind",
-            "127.0.0.1:9",
-            "users",
-            "list",
-            "--data-dir",
-            "/d",
-        ])
-        .unwrap();
-        let keys: Vec<_> = cli
-            .sources()
-            .flags
-            .iter()
-            .map(|f| (f.key, f.value.clone()))
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                ("web.bind", "127.0.0.1:9".to_string()),
-                ("store.data_dir", "/d".to_string())
-            ]
-        );
+        let cli = Cli::try_parse_from(["hub", "--bind", "127.0.0.1:9", "users", "list", "--data-dir", "/d"]).unwrap();
+        let keys: Vec<_> = cli.sources().flags.iter().map(|f| (f.key, f.value.clone())).collect();
+        assert_eq!(keys, [("web.bind", "127.0.0.1:9".to_string()), ("store.data_dir", "/d".to_string())]);
     }
 }

@@ -8,10 +8,7 @@ pub(super) struct Table {
 
 impl Table {
     pub(super) fn new(headers: Vec<&'static str>) -> Self {
-        Self {
-            headers,
-            rows: Vec::new(),
-        }
+        Self { headers, rows: Vec::new() }
     }
 
     pub(super) fn row(&mut self, cells: Vec<String>) {

@@ -24,10 +24,7 @@ pub enum Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::File {
-                path,
-                line: Some(line),
-            } => write!(f, "{}:{line}", path.display()),
+            Origin::File { path, line: Some(line) } => write!(f, "{}:{line}", path.display()),
             Origin::File { path, line: None } => write!(f, "{}", path.display()),
             Origin::Env(var) => write!(f, "environment variable {var}"),
             Origin::Flag(flag) => write!(f, "flag {flag}"),
@@ -86,9 +83,5 @@ impl fmt::Display for Invalid {
 }
 
 fn render_invalid(items: &[Invalid]) -> String {
-    items
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
 }

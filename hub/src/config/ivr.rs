@@ -37,15 +37,8 @@ impl Default for IvrConfig {
 impl IvrConfig {
     pub(super) fn check(&self, out: &mut Vec<Problem>) {
         for (number, script) in &self.routes {
-            if number.is_empty()
-                || !number
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
-            {
-                out.push(Problem::new(
-                    &format!("ivr.routes.{number}"),
-                    "a dialled number has digits, * and # only",
-                ));
+            if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#') {
+                out.push(Problem::new(&format!("ivr.routes.{number}"), "a dialled number has digits, * and # only"));
             }
             if !script.ends_with(".rhai") || script.contains("..") {
                 out.push(Problem::new(

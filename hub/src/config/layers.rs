@@ -24,44 +24,22 @@ pub(super) fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
     let mut invalid = Vec::new();
 
-    let mut env: Vec<&(String, String)> = sources
-        .env
-        .iter()
-        .filter(|(k, _)| k.starts_with("HUB_"))
-        .collect();
+    let mut env: Vec<&(String, String)> = sources.env.iter().filter(|(k, _)| k.starts_with("HUB_")).collect();
     env.sort();
     for (name, raw) in env {
         if is_reserved_env(name) {
             continue;
         }
         let Some(path) = env_key(name) else {
-            warnings.push(format!(
-                "unknown environment variable {name} (config variables are named HUB_SECTION__KEY)"
-            ));
+            warnings.push(format!("unknown environment variable {name} (config variables are named HUB_SECTION__KEY)"));
             continue;
         };
         let origin = Origin::Env(name.clone());
-        apply(
-            &mut table,
-            &defaults,
-            &path,
-            raw,
-            origin,
-            &mut origins,
-            &mut invalid,
-        );
+        apply(&mut table, &defaults, &path, raw, origin, &mut origins, &mut invalid);
     }
     for flag in &sources.flags {
         let path: Vec<String> = flag.key.split('.').map(str::to_string).collect();
-        apply(
-            &mut table,
-            &defaults,
-            &path,
-            &flag.value,
-            Origin::Flag(flag.flag),
-            &mut origins,
-            &mut invalid,
-        );
+        apply(&mut table, &defaults, &path, &flag.value, Origin::Flag(flag.flag), &mut origins, &mut invalid);
     }
     if !invalid.is_empty() {
         return Err(ConfigError::Invalid(invalid));
@@ -73,11 +51,7 @@ pub(super) fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
     let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
         let message = e.into_inner().message().to_string();
-        ConfigError::Invalid(vec![Invalid {
-            origin: origins.find(&key),
-            key,
-            message,
-        }])
+        ConfigError::Invalid(vec![Invalid { origin: origins.find(&key), key, message }])
     })?;
 
     for key in ignored {
@@ -91,20 +65,12 @@ pub(super) fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
     let problems: Vec<Invalid> = config
         .problems()
         .into_iter()
-        .map(|p| Invalid {
-            origin: origins.find(&p.key),
-            key: p.key,
-            message: p.message,
-        })
+        .map(|p| Invalid { origin: origins.find(&p.key), key: p.key, message: p.message })
         .collect();
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
-    Ok(Loaded {
-        config,
-        file,
-        warnings,
-    })
+    Ok(Loaded { config, file, warnings })
 }
 
 fn read_file(explicit: Option<&Path>) -> Result<(Option<PathBuf>, Option<String>), ConfigError> {
@@ -118,10 +84,7 @@ fn read_file(explicit: Option<&Path>) -> Result<(Option<PathBuf>, Option<String>
             p
         }
     };
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
     Ok((Some(path), Some(text)))
 }
 
@@ -129,12 +92,7 @@ fn read_file(explicit: Option<&Path>) -> Result<(Option<PathBuf>, Option<String>
 fn parse_file(path: &Path, text: &str, origins: &mut Origins) -> Result<Table, ConfigError> {
     let syntax = |e: toml::de::Error| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-        ConfigError::Syntax {
-            path: path.to_path_buf(),
-            line,
-            column,
-            message: e.message().trim().to_string(),
-        }
+        ConfigError::Syntax { path: path.to_path_buf(), line, column, message: e.message().trim().to_string() }
     };
     let spanned = toml::de::DeTable::parse(text).map_err(syntax)?;
     let mut lines = BTreeMap::new();
@@ -144,20 +102,10 @@ fn parse_file(path: &Path, text: &str, origins: &mut Origins) -> Result<Table, C
     toml::from_str::<Table>(text).map_err(syntax)
 }
 
-fn record_lines(
-    text: &str,
-    table: &toml::de::DeTable<'_>,
-    prefix: &str,
-    out: &mut BTreeMap<String, usize>,
-) {
+fn record_lines(text: &str, table: &toml::de::DeTable<'_>, prefix: &str, out: &mut BTreeMap<String, usize>) {
     for (key, value) in table.iter() {
-        let path = if prefix.is_empty() {
-            key.get_ref().to_string()
-        } else {
-            format!("{prefix}.{}", key.get_ref())
-        };
-        out.entry(path.clone())
-            .or_insert_with(|| line_col(text, key.span().start).0);
+        let path = if prefix.is_empty() { key.get_ref().to_string() } else { format!("{prefix}.{}", key.get_ref()) };
+        out.entry(path.clone()).or_insert_with(|| line_col(text, key.span().start).0);
         if let toml::de::DeValue::Table(inner) = value.get_ref() {
             record_lines(text, inner, &path, out);
         }
@@ -195,30 +143,18 @@ fn apply(
     let value = match typed(lookup(defaults, path), raw) {
         Ok(v) => v,
         Err(message) => {
-            invalid.push(Invalid {
-                origin,
-                key,
-                message,
-            });
+            invalid.push(Invalid { origin, key, message });
             return;
         }
     };
-    let (last, parents) = path
-        .split_last()
-        .expect("env_key never yields an empty path");
+    let (last, parents) = path.split_last().expect("env_key never yields an empty path");
     let mut cur = table;
     for part in parents {
-        let entry = cur
-            .entry(part.clone())
-            .or_insert_with(|| Value::Table(Table::new()));
+        let entry = cur.entry(part.clone()).or_insert_with(|| Value::Table(Table::new()));
         match entry {
             Value::Table(t) => cur = t,
             _ => {
-                invalid.push(Invalid {
-                    origin,
-                    key,
-                    message: format!("{part} is not a section"),
-                });
+                invalid.push(Invalid { origin, key, message: format!("{part} is not a section") });
                 return;
             }
         }
@@ -228,8 +164,7 @@ fn apply(
 }
 
 fn lookup<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
-    path.iter()
-        .try_fold(value, |v, part| v.as_table()?.get(part))
+    path.iter().try_fold(value, |v, part| v.as_table()?.get(part))
 }
 
 /// Interprets an environment or flag string as the type the key's default has; keys without
@@ -237,31 +172,23 @@ fn lookup<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
 fn typed(default: Option<&Value>, raw: &str) -> Result<Value, String> {
     let raw_t = raw.trim();
     match default {
-        Some(Value::Integer(_)) => raw_t
-            .parse::<i64>()
-            .map(Value::Integer)
-            .map_err(|_| format!("expected an integer, got {raw:?}")),
-        Some(Value::Float(_)) => raw_t
-            .parse::<f64>()
-            .map(Value::Float)
-            .map_err(|_| format!("expected a number, got {raw:?}")),
+        Some(Value::Integer(_)) => {
+            raw_t.parse::<i64>().map(Value::Integer).map_err(|_| format!("expected an integer, got {raw:?}"))
+        }
+        Some(Value::Float(_)) => {
+            raw_t.parse::<f64>().map(Value::Float).map_err(|_| format!("expected a number, got {raw:?}"))
+        }
         Some(Value::Boolean(_)) => match raw_t.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(Value::Boolean(true)),
             "false" | "0" | "no" | "off" => Ok(Value::Boolean(false)),
             _ => Err(format!("expected true or false, got {raw:?}")),
         },
-        Some(Value::Array(_)) if raw_t.starts_with('[') => {
-            toml::from_str::<Table>(&format!("v = {raw_t}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .ok_or_else(|| format!("expected a TOML array like [\"a\", \"b\"], got {raw:?}"))
-        }
+        Some(Value::Array(_)) if raw_t.starts_with('[') => toml::from_str::<Table>(&format!("v = {raw_t}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .ok_or_else(|| format!("expected a TOML array like [\"a\", \"b\"], got {raw:?}")),
         Some(Value::Array(_)) => Ok(Value::Array(
-            raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| Value::String(s.into()))
-                .collect(),
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect(),
         )),
         Some(Value::Table(_)) => Err("this key is a section; set its keys one by one".into()),
         _ => Ok(Value::String(raw.to_string())),
@@ -285,10 +212,7 @@ impl Origins {
                 return o.clone();
             }
             if let (Some(path), Some(line)) = (&self.file, self.lines.get(k)) {
-                return Origin::File {
-                    path: path.clone(),
-                    line: Some(*line),
-                };
+                return Origin::File { path: path.clone(), line: Some(*line) };
             }
             match k.rfind(['.', '[']) {
                 Some(i) => k = &k[..i],

@@ -46,41 +46,26 @@ impl Default for MediaConfig {
 impl MediaConfig {
     pub(super) fn check(&self, out: &mut Vec<Problem>) {
         if self.rtp_port_min >= self.rtp_port_max {
-            out.push(Problem::new(
-                "media.rtp_port_max",
-                "must be above rtp_port_min",
-            ));
+            out.push(Problem::new("media.rtp_port_max", "must be above rtp_port_min"));
         }
         if self.rtp_port_min < 1024 {
             out.push(Problem::new("media.rtp_port_min", "must be 1024 or above"));
         }
         if ![10, 20, 30, 40, 60].contains(&self.ptime_ms) {
-            out.push(Problem::new(
-                "media.ptime_ms",
-                "must be 10, 20, 30, 40 or 60",
-            ));
+            out.push(Problem::new("media.ptime_ms", "must be 10, 20, 30, 40 or 60"));
         }
         for url in &self.stun_urls {
             if !url.starts_with("stun:") && !url.starts_with("stuns:") {
-                out.push(Problem::new(
-                    "media.stun_urls",
-                    format!("{url:?} is not a stun: URL"),
-                ));
+                out.push(Problem::new("media.stun_urls", format!("{url:?} is not a stun: URL")));
             }
         }
         for url in &self.turn_urls {
             if !url.starts_with("turn:") && !url.starts_with("turns:") {
-                out.push(Problem::new(
-                    "media.turn_urls",
-                    format!("{url:?} is not a turn: URL"),
-                ));
+                out.push(Problem::new("media.turn_urls", format!("{url:?} is not a turn: URL")));
             }
         }
         if !self.turn_urls.is_empty() && self.turn_secret.is_empty() {
-            out.push(Problem::new(
-                "media.turn_secret",
-                "must be set when turn_urls are given",
-            ));
+            out.push(Problem::new("media.turn_secret", "must be set when turn_urls are given"));
         }
         if self.turn_ttl < Duration::from_secs(60) {
             out.push(Problem::new("media.turn_ttl", "must be at least 60s"));

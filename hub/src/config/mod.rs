@@ -82,11 +82,7 @@ pub struct Sources {
 impl Sources {
     /// The process environment and the given file and flags.
     pub fn from_process(file: Option<PathBuf>, flags: Vec<FlagOverride>) -> Self {
-        Self {
-            file,
-            env: std::env::vars().collect(),
-            flags,
-        }
+        Self { file, env: std::env::vars().collect(), flags }
     }
 }
 
@@ -126,6 +122,20 @@ impl Config {
         self.media.check(&mut out);
         self.ivr.check(&mut out);
         self.voicemail.check(&mut out);
+        if self.auth.issuer.is_some()
+            && self.auth.redirect_url.is_none()
+            && self.web.public_url.is_none()
+            && self.web.bind.ip().is_unspecified()
+        {
+            out.push(Problem::new(
+                "web.public_url",
+                format!(
+                    "web.bind {} listens on every address, so the hub cannot tell the identity provider where \
+                     to send people back: set web.public_url (or auth.redirect_url)",
+                    self.web.bind
+                ),
+            ));
+        }
         if self.auth.issuer.is_none() && !self.web.bind.ip().is_loopback() {
             out.push(Problem::new(
                 "auth.issuer",
@@ -141,10 +151,7 @@ impl Config {
 
     /// Where generated Asterisk config goes.
     pub fn pbx_config_dir(&self) -> PathBuf {
-        self.pbx
-            .config_dir
-            .clone()
-            .unwrap_or_else(|| self.store.data_dir.join("asterisk"))
+        self.pbx.config_dir.clone().unwrap_or_else(|| self.store.data_dir.join("asterisk"))
     }
 }
 
@@ -157,10 +164,7 @@ pub(crate) struct Problem {
 
 impl Problem {
     fn new(key: &str, message: impl Into<String>) -> Self {
-        Self {
-            key: key.to_string(),
-            message: message.into(),
-        }
+        Self { key: key.to_string(), message: message.into() }
     }
 }
 

@@ -28,10 +28,7 @@ impl Default for PbxConfig {
         Self {
             ami_url: None,
             config_dir: None,
-            extension_range: ExtensionRange {
-                first: 1000,
-                last: 1999,
-            },
+            extension_range: ExtensionRange { first: 1000, last: 1999 },
             max_contacts: 10,
         }
     }
@@ -45,10 +42,7 @@ impl PbxConfig {
             out.push(Problem::new("pbx.ami_url", e));
         }
         if self.max_contacts == 0 || self.max_contacts > 100 {
-            out.push(Problem::new(
-                "pbx.max_contacts",
-                "must be between 1 and 100",
-            ));
+            out.push(Problem::new("pbx.max_contacts", "must be between 1 and 100"));
         }
     }
 }
@@ -70,22 +64,14 @@ impl AmiTarget {
     /// Parses an `ami://` URL; the error says what is wrong without repeating the secret.
     pub fn parse(url: &str) -> Result<Self, String> {
         let rest = url.strip_prefix("ami://").ok_or("must start with ami://")?;
-        let (userinfo, hostport) = rest
-            .rsplit_once('@')
-            .ok_or("must be ami://user:secret@host:port")?;
-        let (username, secret) = userinfo
-            .split_once(':')
-            .ok_or("must be ami://user:secret@host:port")?;
+        let (userinfo, hostport) = rest.rsplit_once('@').ok_or("must be ami://user:secret@host:port")?;
+        let (username, secret) = userinfo.split_once(':').ok_or("must be ami://user:secret@host:port")?;
         if username.is_empty() {
             return Err("the AMI username is empty".into());
         }
         let hostport = hostport.trim_end_matches('/');
         let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| format!("port {p:?} is not a number"))?,
-            ),
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("port {p:?} is not a number"))?),
             None => (hostport, 5038),
         };
         if host.is_empty() {
@@ -94,10 +80,7 @@ impl AmiTarget {
         Ok(Self {
             username: username.to_string(),
             secret: crate::model::Secret::new(secret),
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
+            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
             port,
         })
     }
@@ -128,18 +111,13 @@ impl fmt::Display for ExtensionRange {
 impl std::str::FromStr for ExtensionRange {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (a, b) = s
-            .split_once('-')
-            .ok_or_else(|| format!("{s:?} is not a range like \"1000-1999\""))?;
+        let (a, b) = s.split_once('-').ok_or_else(|| format!("{s:?} is not a range like \"1000-1999\""))?;
         let first = Extension::new(a.trim()).map_err(|e| e.to_string())?;
         let last = Extension::new(b.trim()).map_err(|e| e.to_string())?;
         if first.value() > last.value() {
             return Err(format!("{s:?}: the first extension is after the last"));
         }
-        Ok(Self {
-            first: first.value(),
-            last: last.value(),
-        })
+        Ok(Self { first: first.value(), last: last.value() })
     }
 }
 
@@ -151,9 +129,7 @@ impl Serialize for ExtensionRange {
 
 impl<'de> Deserialize<'de> for ExtensionRange {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -165,12 +141,7 @@ mod tests {
     fn ami_urls_parse() {
         let t = AmiTarget::parse("ami://admin:s3cr:et@10.0.0.5:5039").unwrap();
         assert_eq!(
-            (
-                t.username.as_str(),
-                t.secret.expose(),
-                t.host.as_str(),
-                t.port
-            ),
+            (t.username.as_str(), t.secret.expose(), t.host.as_str(), t.port),
             ("admin", "s3cr:et", "10.0.0.5", 5039)
         );
         assert_eq!(AmiTarget::parse("ami://a:b@pbx").unwrap().port, 5038);

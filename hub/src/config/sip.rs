@@ -49,17 +49,11 @@ impl SipConfig {
         if let Some(r) = &self.registrar
             && !(r.starts_with("sip:") || r.starts_with("sips:"))
         {
-            out.push(Problem::new(
-                "sip.registrar",
-                format!("{r:?} is not a sip: URI"),
-            ));
+            out.push(Problem::new("sip.registrar", format!("{r:?} is not a sip: URI")));
         }
         for peer in &self.allowed_peers {
             if peer.parse::<std::net::IpAddr>().is_err() {
-                out.push(Problem::new(
-                    "sip.allowed_peers",
-                    format!("{peer:?} is not an IP address"),
-                ));
+                out.push(Problem::new("sip.allowed_peers", format!("{peer:?} is not an IP address")));
             }
         }
         if self.register_expiry < Duration::from_secs(60) {

@@ -24,12 +24,7 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self {
-            data_dir: PathBuf::from("data"),
-            url: None,
-            database: "hub".into(),
-            max_connections: 8,
-        }
+        Self { data_dir: PathBuf::from("data"), url: None, database: "hub".into(), max_connections: 8 }
     }
 }
 
@@ -53,10 +48,7 @@ impl StoreConfig {
         match self.url.as_ref().map(|u| u.expose()) {
             None => Backend::Sqlite(self.data_dir.join("hub.db")),
             Some(url) if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") => {
-                Backend::Mongo {
-                    url: url.to_string(),
-                    database: self.database.clone(),
-                }
+                Backend::Mongo { url: url.to_string(), database: self.database.clone() }
             }
             Some(url) => Backend::Sqlite(sqlite_path(url, &self.data_dir)),
         }
@@ -67,17 +59,11 @@ impl StoreConfig {
             let u = url.expose();
             let known = ["sqlite://", "sqlite:", "mongodb://", "mongodb+srv://"];
             if !known.iter().any(|p| u.starts_with(p)) {
-                out.push(Problem::new(
-                    "store.url",
-                    format!("{url} is not a sqlite:// or mongodb:// URL"),
-                ));
+                out.push(Problem::new("store.url", format!("{url} is not a sqlite:// or mongodb:// URL")));
             }
         }
         if self.database.is_empty() || self.database.contains(['/', '.', ' ', '$']) {
-            out.push(Problem::new(
-                "store.database",
-                "must be a plain MongoDB database name",
-            ));
+            out.push(Problem::new("store.database", "must be a plain MongoDB database name"));
         }
         if self.max_connections == 0 {
             out.push(Problem::new("store.max_connections", "must be at least 1"));
@@ -86,10 +72,7 @@ impl StoreConfig {
 }
 
 fn sqlite_path(url: &str, data_dir: &Path) -> PathBuf {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     let rest = rest.split('?').next().unwrap_or(rest);
     let p = PathBuf::from(rest);
     if p.is_absolute() { p } else { data_dir.join(p) }

@@ -17,10 +17,7 @@ fn load(
     let f = file(text);
     let sources = Sources {
         file: Some(f.path().to_path_buf()),
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         flags,
     };
     (Config::load(&sources), f)
@@ -38,19 +35,12 @@ fn empty_file_gives_working_defaults() {
     assert!(loaded.warnings.is_empty());
     assert_eq!(loaded.config, Config::default());
     assert_eq!(loaded.config.web.bind.to_string(), "127.0.0.1:8443");
-    assert_eq!(
-        loaded.config.auth.session_lifetime,
-        Duration::from_secs(12 * 3600)
-    );
+    assert_eq!(loaded.config.auth.session_lifetime, Duration::from_secs(12 * 3600));
 }
 
 #[test]
 fn no_file_at_all_gives_defaults() {
-    let loaded = Config::load(&Sources {
-        file: None,
-        env: vec![],
-        flags: vec![],
-    });
+    let loaded = Config::load(&Sources { file: None, env: vec![], flags: vec![] });
     // The working directory of unit tests has no hub.toml.
     assert_eq!(loaded.unwrap().config, Config::default());
 }
@@ -58,28 +48,13 @@ fn no_file_at_all_gives_defaults() {
 #[test]
 fn layers_apply_in_order_file_env_flags() {
     let text = "[web]\nbind = \"127.0.0.1:9000\"\n[store]\ndata_dir = \"/tmp/from-file\"\nmax_connections = 3\n";
-    let env = [
-        ("HUB_STORE__DATA_DIR", "/tmp/from-env"),
-        ("HUB_STORE__MAX_CONNECTIONS", "5"),
-    ];
-    let flags = vec![FlagOverride {
-        flag: "--data-dir",
-        key: "store.data_dir",
-        value: "/tmp/from-flag".into(),
-    }];
+    let env = [("HUB_STORE__DATA_DIR", "/tmp/from-env"), ("HUB_STORE__MAX_CONNECTIONS", "5")];
+    let flags = vec![FlagOverride { flag: "--data-dir", key: "store.data_dir", value: "/tmp/from-flag".into() }];
     let (r, _f) = load(text, &env, flags);
     let c = r.unwrap().config;
-    assert_eq!(
-        c.web.bind.port(),
-        9000,
-        "file value kept when nothing overrides it"
-    );
+    assert_eq!(c.web.bind.port(), 9000, "file value kept when nothing overrides it");
     assert_eq!(c.store.max_connections, 5, "env beats file");
-    assert_eq!(
-        c.store.data_dir,
-        std::path::PathBuf::from("/tmp/from-flag"),
-        "flag beats env"
-    );
+    assert_eq!(c.store.data_dir, std::path::PathBuf::from("/tmp/from-flag"), "flag beats env");
 }
 
 #[test]
@@ -97,48 +72,21 @@ fn env_values_are_typed_like_their_keys() {
     assert_eq!(c.auth.scopes, vec!["openid", "profile"]);
     assert_eq!(c.media.stun_urls, vec!["stun:a:3478", "stun:b:3478"]);
     assert_eq!(c.auth.session_lifetime, Duration::from_secs(5400));
-    assert_eq!(
-        c.ivr.routes.get("801").map(String::as_str),
-        Some("directory.rhai")
-    );
+    assert_eq!(c.ivr.routes.get("801").map(String::as_str), Some("directory.rhai"));
 }
 
 #[test]
 fn unknown_keys_and_variables_are_warned_about_by_name() {
     let text = "[web]\nbind = \"127.0.0.1:8443\"\nbnid = 1\n\n[nonsense]\nx = 1\n";
-    let env = [
-        ("HUB_WEB__BINDD", "x"),
-        ("HUB_FOO", "1"),
-        ("HUB_TEST_MONGODB_URL", "mongodb://x"),
-        ("HUB_CONFIG", "x"),
-    ];
+    let env = [("HUB_WEB__BINDD", "x"), ("HUB_FOO", "1"), ("HUB_TEST_MONGODB_URL", "mongodb://x"), ("HUB_CONFIG", "x")];
     let (r, f) = load(text, &env, vec![]);
     let w = r.unwrap().warnings;
     let p = f.path().display().to_string();
-    assert!(
-        w.contains(&format!("{p}:3: unknown config key web.bnid (ignored)")),
-        "{w:#?}"
-    );
-    assert!(
-        w.contains(&format!("{p}:5: unknown config key nonsense (ignored)")),
-        "{w:#?}"
-    );
-    assert!(
-        w.contains(
-            &"unknown environment variable HUB_WEB__BINDD (no config key web.bindd)".to_string()
-        ),
-        "{w:#?}"
-    );
-    assert!(
-        w.iter()
-            .any(|l| l.starts_with("unknown environment variable HUB_FOO ")),
-        "{w:#?}"
-    );
-    assert_eq!(
-        w.len(),
-        4,
-        "HUB_TEST_* and HUB_CONFIG are not config keys: {w:#?}"
-    );
+    assert!(w.contains(&format!("{p}:3: unknown config key web.bnid (ignored)")), "{w:#?}");
+    assert!(w.contains(&format!("{p}:5: unknown config key nonsense (ignored)")), "{w:#?}");
+    assert!(w.contains(&"unknown environment variable HUB_WEB__BINDD (no config key web.bindd)".to_string()), "{w:#?}");
+    assert!(w.iter().any(|l| l.starts_with("unknown environment variable HUB_FOO ")), "{w:#?}");
+    assert_eq!(w.len(), 4, "HUB_TEST_* and HUB_CONFIG are not config keys: {w:#?}");
 }
 
 #[test]
@@ -150,26 +98,14 @@ fn syntax_errors_name_file_line_and_column() {
 
 #[test]
 fn type_errors_name_file_line_and_key() {
-    let (e, p) = err_text(
-        "# comment\n[store]\ndata_dir = \"d\"\nmax_connections = \"many\"\n",
-        &[],
-    );
-    assert!(
-        e.starts_with(&format!("{p}:4: key store.max_connections: ")),
-        "{e}"
-    );
+    let (e, p) = err_text("# comment\n[store]\ndata_dir = \"d\"\nmax_connections = \"many\"\n", &[]);
+    assert!(e.starts_with(&format!("{p}:4: key store.max_connections: ")), "{e}");
     let (e, p) = err_text("[web]\n\nbind = \"not an address\"\n", &[]);
     assert!(e.starts_with(&format!("{p}:3: key web.bind: ")), "{e}");
     let (e, p) = err_text("[auth]\nsession_lifetime = \"soon\"\n", &[]);
-    assert!(
-        e.starts_with(&format!("{p}:2: key auth.session_lifetime: ")),
-        "{e}"
-    );
+    assert!(e.starts_with(&format!("{p}:2: key auth.session_lifetime: ")), "{e}");
     let (e, p) = err_text("[log]\nformat = \"xml\"\n", &[]);
-    assert!(
-        e.starts_with(&format!("{p}:2: key log.format: ")) && e.contains("human"),
-        "{e}"
-    );
+    assert!(e.starts_with(&format!("{p}:2: key log.format: ")) && e.contains("human"), "{e}");
 }
 
 #[test]
@@ -180,15 +116,8 @@ fn env_and_flag_errors_name_their_source() {
         "environment variable HUB_STORE__MAX_CONNECTIONS: key store.max_connections: expected an integer, got \"lots\""
     );
     let (e, _) = err_text("", &[("HUB_WEB__BIND", "nowhere")]);
-    assert!(
-        e.starts_with("environment variable HUB_WEB__BIND: key web.bind: "),
-        "{e}"
-    );
-    let flags = vec![FlagOverride {
-        flag: "--bind",
-        key: "web.bind",
-        value: "x:y".into(),
-    }];
+    assert!(e.starts_with("environment variable HUB_WEB__BIND: key web.bind: "), "{e}");
+    let flags = vec![FlagOverride { flag: "--bind", key: "web.bind", value: "x:y".into() }];
     let (r, _f) = load("", &[], flags);
     let e = r.unwrap_err().to_string();
     assert!(e.starts_with("flag --bind: key web.bind: "), "{e}");
@@ -196,26 +125,14 @@ fn env_and_flag_errors_name_their_source() {
 
 #[test]
 fn semantic_errors_name_line_and_key() {
-    let (e, p) = err_text(
-        "[pbx]\nextension_range = \"1000-1999\"\nami_url = \"http://pbx\"\n",
-        &[],
-    );
+    let (e, p) = err_text("[pbx]\nextension_range = \"1000-1999\"\nami_url = \"http://pbx\"\n", &[]);
     assert_eq!(e, format!("{p}:3: key pbx.ami_url: must start with ami://"));
     let (e, p) = err_text("[pbx]\nextension_range = \"1999-1000\"\n", &[]);
-    assert!(
-        e.starts_with(&format!("{p}:2: key pbx.extension_range: ")),
-        "{e}"
-    );
+    assert!(e.starts_with(&format!("{p}:2: key pbx.extension_range: ")), "{e}");
     let (e, p) = err_text("[web]\ntls_cert = \"c.pem\"\n", &[]);
-    assert_eq!(
-        e,
-        format!("{p}:1: key web.tls_key: tls_cert is set but tls_key is not: give both or neither")
-    );
+    assert_eq!(e, format!("{p}:1: key web.tls_key: tls_cert is set but tls_key is not: give both or neither"));
     let (e, _) = err_text("[media]\nrtp_port_min = 3000\nrtp_port_max = 2000\n", &[]);
-    assert!(
-        e.contains(":3: key media.rtp_port_max: must be above rtp_port_min"),
-        "{e}"
-    );
+    assert!(e.contains(":3: key media.rtp_port_max: must be above rtp_port_min"), "{e}");
 }
 
 #[test]
@@ -227,30 +144,24 @@ fn every_problem_is_reported_at_once() {
 #[test]
 fn demo_mode_refuses_non_loopback_binds() {
     let (e, _) = err_text("[web]\nbind = \"0.0.0.0:8443\"\n", &[]);
-    assert!(
-        e.contains("key auth.issuer") && e.contains("demo sign-in is only offered on loopback"),
-        "{e}"
-    );
-    let (r, _f) = load(
-        "[web]\nbind = \"0.0.0.0:8443\"\n[auth]\nissuer = \"https://id.example.org\"\nclient_id = \"hub\"\n",
-        &[],
-        vec![],
-    );
-    assert!(r.is_ok());
+    assert!(e.contains("key auth.issuer") && e.contains("demo sign-in is only offered on loopback"), "{e}");
+    let provider = "[auth]\nissuer = \"https://id.example.org\"\nclient_id = \"hub\"\n";
+    let (e, _) = err_text(&format!("[web]\nbind = \"0.0.0.0:8443\"\n{provider}"), &[]);
+    assert!(e.contains("key web.public_url") && e.contains("cannot tell the identity provider"), "{e}");
+    let text = format!("[web]\nbind = \"0.0.0.0:8443\"\npublic_url = \"https://hub.example.org\"\n{provider}");
+    let (r, _f) = load(&text, &[], vec![]);
+    assert!(r.is_ok(), "{r:?}");
+    let (e, _) = err_text("[auth]\nissuer = \"http://id.example.org\"\nclient_id = \"hub\"\n", &[]);
+    assert!(e.contains("must be an https:// URL"), "{e}");
+    let (r, _f) = load("[auth]\nissuer = \"http://127.0.0.1:3000\"\nclient_id = \"hub\"\n", &[], vec![]);
+    assert!(r.is_ok(), "plain http for a provider on this machine: {r:?}");
 }
 
 #[test]
 fn missing_explicit_file_is_an_error() {
-    let sources = Sources {
-        file: Some("/nonexistent/hub.toml".into()),
-        env: vec![],
-        flags: vec![],
-    };
+    let sources = Sources { file: Some("/nonexistent/hub.toml".into()), env: vec![], flags: vec![] };
     let e = Config::load(&sources).unwrap_err().to_string();
-    assert!(
-        e.starts_with("cannot read config file /nonexistent/hub.toml: "),
-        "{e}"
-    );
+    assert!(e.starts_with("cannot read config file /nonexistent/hub.toml: "), "{e}");
 }
 
 #[test]
@@ -262,10 +173,7 @@ fn show_redacts_secrets() {
     let shown = c.to_toml();
     for secret in ["topsecret", "amipass", "dbpass", "sippass", "turnpass"] {
         assert!(!shown.contains(secret), "{secret} leaked:\n{shown}");
-        assert!(
-            !format!("{c:?}").contains(secret),
-            "{secret} leaked in Debug"
-        );
+        assert!(!format!("{c:?}").contains(secret), "{secret} leaked in Debug");
     }
     assert!(shown.contains("ami://admin:[redacted]@pbx:5038"), "{shown}");
     assert_eq!(c.auth.client_secret.expose(), "topsecret");
@@ -285,10 +193,7 @@ fn the_example_file_is_valid_and_complete() {
     for (section, table) in defaults.as_table().unwrap() {
         for (key, value) in table.as_table().unwrap() {
             if value.is_table() {
-                assert!(
-                    text.contains(&format!("[{section}.{key}]")),
-                    "no [{section}.{key}]"
-                );
+                assert!(text.contains(&format!("[{section}.{key}]")), "no [{section}.{key}]");
                 continue;
             }
             if !text.contains(&format!("\n{key} =")) && !text.contains(&format!("\n# {key} =")) {

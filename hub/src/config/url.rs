@@ -68,19 +68,10 @@ mod tests {
     fn password_is_hidden() {
         let u = ConnectionUrl::new("ami://admin:s3cret@pbx:5038");
         assert_eq!(u.to_string(), "ami://admin:[redacted]@pbx:5038");
-        assert_eq!(
-            format!("{u:?}"),
-            "ConnectionUrl(ami://admin:[redacted]@pbx:5038)"
-        );
+        assert_eq!(format!("{u:?}"), "ConnectionUrl(ami://admin:[redacted]@pbx:5038)");
         let m = ConnectionUrl::new("mongodb://hub:p%40ss@db1,db2/?replicaSet=rs0");
-        assert_eq!(
-            m.to_string(),
-            "mongodb://hub:[redacted]@db1,db2/?replicaSet=rs0"
-        );
-        assert_eq!(
-            ConnectionUrl::new("mongodb://db/").to_string(),
-            "mongodb://db/"
-        );
+        assert_eq!(m.to_string(), "mongodb://hub:[redacted]@db1,db2/?replicaSet=rs0");
+        assert_eq!(ConnectionUrl::new("mongodb://db/").to_string(), "mongodb://db/");
         assert_eq!(m.expose(), "mongodb://hub:p%40ss@db1,db2/?replicaSet=rs0");
     }
 }

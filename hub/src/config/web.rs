@@ -46,37 +46,37 @@ impl Default for WebConfig {
 impl WebConfig {
     pub(super) fn check(&self, out: &mut Vec<Problem>) {
         match (&self.tls_cert, &self.tls_key) {
-            (Some(_), None) => out.push(Problem::new(
-                "web.tls_key",
-                "tls_cert is set but tls_key is not: give both or neither",
-            )),
-            (None, Some(_)) => out.push(Problem::new(
-                "web.tls_cert",
-                "tls_key is set but tls_cert is not: give both or neither",
-            )),
+            (Some(_), None) => {
+                out.push(Problem::new("web.tls_key", "tls_cert is set but tls_key is not: give both or neither"))
+            }
+            (None, Some(_)) => {
+                out.push(Problem::new("web.tls_cert", "tls_key is set but tls_cert is not: give both or neither"))
+            }
             _ => {}
         }
         if let Some(url) = &self.public_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
-            out.push(Problem::new(
-                "web.public_url",
-                format!("{url:?} is not an http(s) URL"),
-            ));
+            out.push(Problem::new("web.public_url", format!("{url:?} is not an http(s) URL")));
         }
         if self.shutdown_grace > Duration::from_secs(60) {
             out.push(Problem::new("web.shutdown_grace", "must be at most 60s"));
         }
     }
 
-    /// The origin browsers use to reach the hub, for same-origin checks and redirects.
-    pub fn origin(&self) -> String {
+    /// The origin browsers use to reach the hub (`https://host:port`), for same-origin
+    /// checks and redirect URLs: `public_url` when set, else the address actually bound.
+    pub fn origin(&self, bound: SocketAddr) -> String {
         match &self.public_url {
-            Some(url) => url.trim_end_matches('/').to_string(),
-            None if self.bind.ip().is_loopback() || self.bind.ip().is_unspecified() => {
-                format!("https://localhost:{}", self.bind.port())
+            Some(url) => {
+                let url = url.trim_end_matches('/');
+                let after_scheme = url.find("://").map_or(0, |i| i + 3);
+                match url[after_scheme..].find('/') {
+                    Some(i) => url[..after_scheme + i].to_string(),
+                    None => url.to_string(),
+                }
             }
-            None => format!("https://{}", self.bind),
+            None => format!("https://{bound}"),
         }
     }
 }
@@ -93,10 +93,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            format: LogFormat::Human,
-            level: "info".into(),
-        }
+        Self { format: LogFormat::Human, level: "info".into() }
     }
 }
 

@@ -11,10 +11,7 @@ const ATTEMPTS: usize = 8;
 impl Directory {
     /// The lowest extension of the range that no user has.
     pub async fn next_free_extension(&self) -> Result<Extension> {
-        let used = self
-            .store
-            .extensions_in_range(self.range.first, self.range.last)
-            .await?;
+        let used = self.store.extensions_in_range(self.range.first, self.range.last).await?;
         first_gap(self.range.first, self.range.last, &used)
             .and_then(|n| Extension::new(n.to_string()).ok())
             .ok_or(DirectoryError::RangeExhausted(self.range))
@@ -27,10 +24,7 @@ impl Directory {
         for _ in 0..ATTEMPTS {
             new.extension = Some(self.next_free_extension().await?);
             match self.store.create_user(new.clone()).await {
-                Err(StoreError::Conflict {
-                    what: Unique::Extension,
-                    ..
-                }) => continue,
+                Err(StoreError::Conflict { what: Unique::Extension, .. }) => continue,
                 other => return Ok(other?),
             }
         }

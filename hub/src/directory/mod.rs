@@ -33,9 +33,7 @@ pub enum DirectoryError {
         reason: String,
     },
     /// Every extension of the configured range is taken.
-    #[error(
-        "no free extension left in pbx.extension_range {0}: widen the range or free an extension"
-    )]
+    #[error("no free extension left in pbx.extension_range {0}: widen the range or free an extension")]
     RangeExhausted(ExtensionRange),
     /// Storage failed or refused (conflicts included).
     #[error(transparent)]
@@ -55,10 +53,7 @@ impl Actor {
     /// A sysadmin at the command line.
     pub fn cli() -> Self {
         let who = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-        Self {
-            name: format!("cli:{who}"),
-            ip: None,
-        }
+        Self { name: format!("cli:{who}"), ip: None }
     }
 }
 
@@ -76,11 +71,7 @@ pub struct Directory {
 impl Directory {
     /// A directory over `store`, handing out extensions from `range`.
     pub fn new(store: Arc<dyn Store>, range: ExtensionRange) -> Self {
-        Self {
-            store,
-            range,
-            assigning: Arc::default(),
-        }
+        Self { store, range, assigning: Arc::default() }
     }
 
     /// Finds a user by what a person would type: username, extension or id.
@@ -108,58 +99,36 @@ impl Directory {
     /// Creates a user after validating every field; assigns the next free extension of the
     /// configured range when none is given.
     pub async fn add_user(&self, request: AddUser, actor: &Actor) -> Result<User> {
-        let new = request.validate()?;
+        self.create(request.validate()?, actor).await
+    }
+
+    /// Stores an already validated user (from the identity provider), assigning the next
+    /// free extension when it has none, and audits it.
+    pub async fn create(&self, new: crate::model::NewUser, actor: &Actor) -> Result<User> {
         let user = match new.extension {
             Some(_) => self.store.create_user(new).await?,
             None => self.create_with_free_extension(new).await?,
         };
-        self.audit(
-            actor,
-            &user.id,
-            "user.create",
-            format!("username={} extension={}", user.username, ext_str(&user)),
-        )
-        .await;
+        let detail = format!("username={} extension={}", user.username, ext_str(&user));
+        self.audit(actor, &user.id, "user.create", detail).await;
         Ok(user)
     }
 
     /// Disables or re-enables a user. Disabling ends every session of the user at once.
     /// Returns the user and how many sessions were ended.
-    pub async fn set_disabled(
-        &self,
-        reference: &str,
-        disabled: bool,
-        actor: &Actor,
-    ) -> Result<(User, u64)> {
+    pub async fn set_disabled(&self, reference: &str, disabled: bool, actor: &Actor) -> Result<(User, u64)> {
         let user = self.find(reference).await?;
-        let user = self
-            .store
-            .update_user(
-                &user.id,
-                &UserUpdate {
-                    disabled: Some(disabled),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        let ended = if disabled {
-            self.store.delete_sessions_of(&user.id).await?
-        } else {
-            0
-        };
-        let action = if disabled {
-            "user.disable"
-        } else {
-            "user.enable"
-        };
-        self.audit(actor, &user.id, action, format!("sessions_ended={ended}"))
-            .await;
+        let user =
+            self.store.update_user(&user.id, &UserUpdate { disabled: Some(disabled), ..Default::default() }).await?;
+        let ended = if disabled { self.store.delete_sessions_of(&user.id).await? } else { 0 };
+        let action = if disabled { "user.disable" } else { "user.enable" };
+        self.audit(actor, &user.id, action, format!("sessions_ended={ended}")).await;
         Ok((user, ended))
     }
 
-    /// Records an audit entry; a failure to audit is logged, never hidden, but does not undo
-    /// the action it describes.
-    async fn audit(&self, actor: &Actor, user: &UserId, action: &str, detail: String) {
+    /// Records an audit entry about `user`; a failure to audit is logged, never hidden, but
+    /// does not undo the action it describes.
+    pub async fn audit(&self, actor: &Actor, user: &UserId, action: &str, detail: String) {
         let entry = NewAuditEntry {
             user_id: Some(user.clone()),
             actor: actor.name.clone(),
@@ -174,9 +143,7 @@ impl Directory {
 }
 
 fn ext_str(u: &User) -> String {
-    u.extension
-        .as_ref()
-        .map_or_else(|| "-".into(), ToString::to_string)
+    u.extension.as_ref().map_or_else(|| "-".into(), ToString::to_string)
 }
 
 #[cfg(test)]

@@ -24,10 +24,7 @@ pub struct AddUser {
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> DirectoryError {
-    DirectoryError::Invalid {
-        field,
-        reason: reason.into(),
-    }
+    DirectoryError::Invalid { field, reason: reason.into() }
 }
 
 impl AddUser {
@@ -37,30 +34,17 @@ impl AddUser {
         if username.is_empty() || username.len() > 64 {
             return Err(invalid("username", "must be 1 to 64 characters"));
         }
-        if !username
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c))
-        {
-            return Err(invalid(
-                "username",
-                format!("{username:?} may only contain letters, digits and . _ - @ +"),
-            ));
+        if !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c)) {
+            return Err(invalid("username", format!("{username:?} may only contain letters, digits and . _ - @ +")));
         }
         let display_name = self.display_name.trim().to_string();
         if display_name.is_empty() || display_name.chars().count() > 128 {
             return Err(invalid("name", "must be 1 to 128 characters"));
         }
         if display_name.chars().any(char::is_control) {
-            return Err(invalid(
-                "name",
-                "must not contain control characters (line breaks, tabs)",
-            ));
+            return Err(invalid("name", "must not contain control characters (line breaks, tabs)"));
         }
-        let email = match self
-            .email
-            .map(|e| e.trim().to_string())
-            .filter(|e| !e.is_empty())
-        {
+        let email = match self.email.map(|e| e.trim().to_string()).filter(|e| !e.is_empty()) {
             Some(e) if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) => {
                 return Err(invalid("email", format!("{e:?} is not an e-mail address")));
             }
@@ -76,20 +60,8 @@ impl AddUser {
             .transpose()
             .map_err(|e| invalid("extension", e.to_string()))?;
         let source = self.number_source.unwrap_or(NumberSource::Admin);
-        let numbers = self
-            .numbers
-            .iter()
-            .map(|n| parse_number(n, source))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(NewUser {
-            subject: None,
-            username,
-            display_name,
-            email,
-            extension,
-            admin: self.admin,
-            numbers,
-        })
+        let numbers = self.numbers.iter().map(|n| parse_number(n, source)).collect::<Result<Vec<_>>>()?;
+        Ok(NewUser { subject: None, username, display_name, email, extension, admin: self.admin, numbers })
     }
 }
 
@@ -97,12 +69,7 @@ impl AddUser {
 /// parentheses) are dropped, a leading `+` kept, and the kind defaults to `work`.
 pub fn parse_number(input: &str, source: NumberSource) -> Result<Number> {
     let (raw, kind) = match input.rsplit_once(':') {
-        Some((n, k)) => (
-            n,
-            k.trim()
-                .parse::<NumberKind>()
-                .map_err(|e| invalid("number", e))?,
-        ),
+        Some((n, k)) => (n, k.trim().parse::<NumberKind>().map_err(|e| invalid("number", e))?),
         None => (input, NumberKind::Work),
     };
     let raw = raw.trim();
@@ -112,14 +79,7 @@ pub fn parse_number(input: &str, source: NumberSource) -> Result<Number> {
     };
     let digits: String = rest.chars().filter(|c| !" -.()/".contains(*c)).collect();
     if digits.len() < 2 || digits.len() > 20 || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return Err(invalid(
-            "number",
-            format!("{input:?} is not a phone number (digits, optionally a leading +)"),
-        ));
+        return Err(invalid("number", format!("{input:?} is not a phone number (digits, optionally a leading +)")));
     }
-    Ok(Number {
-        number: format!("{plus}{digits}"),
-        kind,
-        source,
-    })
+    Ok(Number { number: format!("{plus}{digits}"), kind, source })
 }

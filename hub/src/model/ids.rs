@@ -50,25 +50,25 @@ string_id!(
     RecordId
 );
 
-/// A session id: 256 random bits, hex encoded. Its `Debug` hides all but a prefix so that a
-/// session token never ends up whole in a log line.
+/// A session's key in storage: the SHA-256 of the browser's [`SessionToken`], hex encoded.
+/// A copy of the database therefore holds no usable session; `Debug` still shows only a
+/// prefix, which is also what people see to tell their devices apart.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SessionId(String);
 
 impl SessionId {
-    /// A fresh id from the operating system's random generator.
+    /// A random id not derived from any token (tests and fixtures).
     pub fn generate() -> Self {
-        let bytes: [u8; 32] = rand::random();
-        Self(hex::encode(bytes))
+        SessionToken::generate().id()
     }
 
-    /// Wraps an id read back from storage or from a cookie.
+    /// Wraps an id read back from storage.
     pub fn from_string(s: impl Into<String>) -> Self {
         Self(s.into())
     }
 
-    /// The full id, for storage and cookies only.
+    /// The full id, for storage.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -83,6 +83,41 @@ impl SessionId {
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SessionId({}…)", self.short())
+    }
+}
+
+/// The secret a browser holds (inside an encrypted cookie): 256 random bits, hex encoded.
+/// Never stored server-side and never printed: `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken(String);
+
+impl SessionToken {
+    /// A fresh token from the operating system's random generator.
+    pub fn generate() -> Self {
+        let bytes: [u8; 32] = rand::random();
+        Self(hex::encode(bytes))
+    }
+
+    /// Wraps a token read from a cookie.
+    pub fn from_string(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The token, for the cookie only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The storage key of the session this token opens.
+    pub fn id(&self) -> SessionId {
+        use sha2::Digest;
+        SessionId(hex::encode(sha2::Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken([redacted])")
     }
 }
 
@@ -161,22 +196,10 @@ mod tests {
     #[test]
     fn extensions_are_validated() {
         assert!(Extension::new("1001").is_ok());
-        assert_eq!(
-            Extension::new("1").unwrap_err().reason,
-            "must be 2 to 8 digits"
-        );
-        assert_eq!(
-            Extension::new("12a4").unwrap_err().reason,
-            "must contain digits only"
-        );
-        assert_eq!(
-            Extension::new("0100").unwrap_err().reason,
-            "must not start with 0"
-        );
-        assert_eq!(
-            Extension::new("123456789").unwrap_err().reason,
-            "must be 2 to 8 digits"
-        );
+        assert_eq!(Extension::new("1").unwrap_err().reason, "must be 2 to 8 digits");
+        assert_eq!(Extension::new("12a4").unwrap_err().reason, "must contain digits only");
+        assert_eq!(Extension::new("0100").unwrap_err().reason, "must not start with 0");
+        assert_eq!(Extension::new("123456789").unwrap_err().reason, "must be 2 to 8 digits");
     }
 
     #[test]
@@ -188,6 +211,15 @@ mod tests {
         let debug = format!("{a:?}");
         assert!(!debug.contains(a.as_str()));
         assert!(debug.contains(a.short()));
+    }
+
+    #[test]
+    fn tokens_are_hashed_into_ids_and_never_printed() {
+        let t = SessionToken::generate();
+        assert_eq!(t.id(), SessionToken::from_string(t.expose()).id());
+        assert_ne!(t.id().as_str(), t.expose());
+        assert_eq!(t.id().as_str().len(), 64);
+        assert!(!format!("{t:?}").contains(t.expose()));
     }
 
     #[test]

@@ -45,11 +45,7 @@ impl fmt::Display for Secret {
 
 impl Serialize for Secret {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.0.is_empty() {
-            s.serialize_str("")
-        } else {
-            s.serialize_str(REDACTED)
-        }
+        if self.0.is_empty() { s.serialize_str("") } else { s.serialize_str(REDACTED) }
     }
 }
 

@@ -29,28 +29,18 @@ impl Timestamp {
 
     /// This instant moved forward by `d` (saturating).
     pub fn plus(self, d: Duration) -> Self {
-        Self(
-            self.0
-                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-        )
+        Self(self.0.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
     }
 
     /// As a `SystemTime`, for formatting.
     pub fn to_system_time(self) -> SystemTime {
-        if self.0 >= 0 {
-            UNIX_EPOCH + Duration::from_millis(self.0 as u64)
-        } else {
-            UNIX_EPOCH
-        }
+        if self.0 >= 0 { UNIX_EPOCH + Duration::from_millis(self.0 as u64) } else { UNIX_EPOCH }
     }
 }
 
 impl From<SystemTime> for Timestamp {
     fn from(t: SystemTime) -> Self {
-        let ms = t
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let ms = t.duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0);
         Self(ms)
     }
 }
@@ -58,11 +48,7 @@ impl From<SystemTime> for Timestamp {
 impl fmt::Display for Timestamp {
     /// RFC 3339 in UTC, to the second: what tables for people show.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}",
-            humantime::format_rfc3339_seconds(self.to_system_time())
-        )
+        write!(f, "{}", humantime::format_rfc3339_seconds(self.to_system_time()))
     }
 }
 
@@ -72,10 +58,7 @@ mod tests {
 
     #[test]
     fn formats_as_rfc3339() {
-        assert_eq!(
-            Timestamp::from_millis(0).to_string(),
-            "1970-01-01T00:00:00Z"
-        );
+        assert_eq!(Timestamp::from_millis(0).to_string(), "1970-01-01T00:00:00Z");
         let t = Timestamp::from_millis(1_000).plus(Duration::from_secs(60));
         assert_eq!(t.as_millis(), 61_000);
     }

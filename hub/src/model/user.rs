@@ -54,6 +54,8 @@ pub struct NewUser {
 /// A partial update of a user's profile; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserUpdate {
+    /// Links the user to an identity-provider account (set once, at first sign-in).
+    pub subject: Option<String>,
     /// New display name.
     pub display_name: Option<String>,
     /// New email (`Some(None)` clears it).
@@ -141,34 +143,17 @@ mod tests {
     #[test]
     fn tokens_cover_every_word() {
         let t = search_tokens("Anna-Lena Müller", "alm", Some("anna.mueller@example.org"));
-        for want in [
-            "anna",
-            "lena",
-            "müller",
-            "anna-lena müller",
-            "alm",
-            "mueller",
-        ] {
+        for want in ["anna", "lena", "müller", "anna-lena müller", "alm", "mueller"] {
             assert!(t.contains(&want.to_string()), "{want} missing from {t:?}");
         }
     }
 
     #[test]
     fn enums_round_trip_through_strings() {
-        for k in [
-            NumberKind::Work,
-            NumberKind::Mobile,
-            NumberKind::Home,
-            NumberKind::Other,
-        ] {
+        for k in [NumberKind::Work, NumberKind::Mobile, NumberKind::Home, NumberKind::Other] {
             assert_eq!(k.as_str().parse::<NumberKind>().unwrap(), k);
         }
-        assert!(
-            "fax"
-                .parse::<NumberKind>()
-                .unwrap_err()
-                .contains("expected one of")
-        );
+        assert!("fax".parse::<NumberKind>().unwrap_err().contains("expected one of"));
         assert_eq!("idp".parse::<NumberSource>().unwrap(), NumberSource::Idp);
     }
 }

@@ -26,9 +26,8 @@ use async_trait::async_trait;
 
 use crate::config::{Backend, StoreConfig};
 use crate::model::{
-    AuditEntry, CallRecord, Extension, MailboxMessage, MessageId, NewAuditEntry, NewMailboxMessage,
-    NewUser, Number, NumberSource, Session, SessionId, SipAccount, Timestamp, User, UserId,
-    UserUpdate,
+    AuditEntry, CallRecord, Extension, MailboxMessage, MessageId, NewAuditEntry, NewMailboxMessage, NewUser, Number,
+    NumberSource, Session, SessionId, SipAccount, Timestamp, User, UserId, UserUpdate,
 };
 
 #[cfg(test)]
@@ -69,12 +68,7 @@ pub trait DirectoryStore: Send + Sync {
     /// Changes profile fields; conflicts as in [`DirectoryStore::create_user`].
     async fn update_user(&self, id: &UserId, update: &UserUpdate) -> Result<User>;
     /// Replaces the user's numbers from `source`, leaving other sources' numbers alone.
-    async fn set_numbers(
-        &self,
-        id: &UserId,
-        source: NumberSource,
-        numbers: &[Number],
-    ) -> Result<User>;
+    async fn set_numbers(&self, id: &UserId, source: NumberSource, numbers: &[Number]) -> Result<User>;
     /// Extensions in use within `first..=last`, ascending: for handing out the next free one.
     async fn extensions_in_range(&self, first: u32, last: u32) -> Result<Vec<u32>>;
     /// How many users exist (disabled included).
@@ -88,6 +82,8 @@ pub trait SessionStore: Send + Sync {
     async fn create_session(&self, session: &Session) -> Result<()>;
     /// A session by id, expired or not.
     async fn session(&self, id: &SessionId) -> Result<Option<Session>>;
+    /// A session and its user in one lookup: the check every signed-in request makes.
+    async fn session_with_user(&self, id: &SessionId) -> Result<Option<(Session, User)>>;
     /// A user's sessions, oldest first.
     async fn sessions_of(&self, user: &UserId) -> Result<Vec<Session>>;
     /// Ends one session; whether it existed.
@@ -155,9 +151,7 @@ pub trait AuditStore: Send + Sync {
 
 /// Every role, from one backend.
 #[async_trait]
-pub trait Store:
-    DirectoryStore + SessionStore + SipAccountStore + MailboxStore + CallLogStore + AuditStore
-{
+pub trait Store: DirectoryStore + SessionStore + SipAccountStore + MailboxStore + CallLogStore + AuditStore {
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
     /// `sqlite` or `mongodb`, for status output.
@@ -169,9 +163,7 @@ pub trait Store:
 /// Opens the backend the config selects, creating or migrating its schema.
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>> {
     match config.backend() {
-        Backend::Sqlite(path) => Ok(Arc::new(
-            SqliteStore::open(&path, config.max_connections).await?,
-        )),
+        Backend::Sqlite(path) => Ok(Arc::new(SqliteStore::open(&path, config.max_connections).await?)),
         #[cfg(feature = "mongodb")]
         Backend::Mongo { url, database } => Ok(Arc::new(MongoStore::open(&url, &database).await?)),
         #[cfg(not(feature = "mongodb"))]

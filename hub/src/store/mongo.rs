@@ -16,13 +16,12 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AuditStore, CallLogStore, DirectoryStore, MailboxStore, Result, SessionStore, SipAccountStore,
-    Store, StoreError, Unique, UserQuery,
+    AuditStore, CallLogStore, DirectoryStore, MailboxStore, Result, SessionStore, SipAccountStore, Store, StoreError,
+    Unique, UserQuery,
 };
 use crate::model::{
-    AuditEntry, CallRecord, Extension, MailboxMessage, MessageId, NewAuditEntry, NewMailboxMessage,
-    NewUser, Number, NumberSource, RecordId, Secret, Session, SessionId, SipAccount, Timestamp,
-    User, UserId, UserUpdate, search_tokens,
+    AuditEntry, CallRecord, Extension, MailboxMessage, MessageId, NewAuditEntry, NewMailboxMessage, NewUser, Number,
+    NumberSource, RecordId, Secret, Session, SessionId, SipAccount, Timestamp, User, UserId, UserUpdate, search_tokens,
 };
 
 /// How often a read-modify-write retries when another writer changed the document between
@@ -46,29 +45,16 @@ impl MongoStore {
     /// Connects to `url`, uses database `database`, and creates the indexes.
     pub async fn open(url: &str, database: &str) -> Result<Self> {
         let location = crate::config::ConnectionUrl::new(url).redacted();
-        let open_err = |reason: String| StoreError::Open {
-            location: location.clone(),
-            reason,
-        };
-        let client = Client::with_uri_str(url)
-            .await
-            .map_err(|e| open_err(e.to_string()))?;
+        let open_err = |reason: String| StoreError::Open { location: location.clone(), reason };
+        let client = Client::with_uri_str(url).await.map_err(|e| open_err(e.to_string()))?;
         let db = client.database(database);
         let store = Self { client, db };
-        store
-            .create_indexes()
-            .await
-            .map_err(|e| open_err(e.to_string()))?;
+        store.create_indexes().await.map_err(|e| open_err(e.to_string()))?;
         Ok(store)
     }
 
     async fn create_indexes(&self) -> Result<()> {
-        let unique = |name: &str| {
-            IndexOptions::builder()
-                .unique(true)
-                .name(name.to_string())
-                .build()
-        };
+        let unique = |name: &str| IndexOptions::builder().unique(true).name(name.to_string()).build();
         let partial_unique = |name: &str, field: &str| {
             IndexOptions::builder()
                 .unique(true)
@@ -78,91 +64,35 @@ impl MongoStore {
         };
         let named = |name: &str| IndexOptions::builder().name(name.to_string()).build();
         let users = self.users();
-        let idx = |keys: Document, options: IndexOptions| {
-            IndexModel::builder().keys(keys).options(options).build()
-        };
+        let idx = |keys: Document, options: IndexOptions| IndexModel::builder().keys(keys).options(options).build();
+        users.create_index(idx(doc! { "username": 1 }, unique(IDX_USERNAME))).await.map_err(db_err)?;
+        users.create_index(idx(doc! { "subject": 1 }, partial_unique(IDX_SUBJECT, "subject"))).await.map_err(db_err)?;
         users
-            .create_index(idx(doc! { "username": 1 }, unique(IDX_USERNAME)))
+            .create_index(idx(doc! { "extension": 1 }, partial_unique(IDX_EXTENSION, "extension")))
             .await
             .map_err(db_err)?;
-        users
-            .create_index(idx(
-                doc! { "subject": 1 },
-                partial_unique(IDX_SUBJECT, "subject"),
-            ))
-            .await
-            .map_err(db_err)?;
-        users
-            .create_index(idx(
-                doc! { "extension": 1 },
-                partial_unique(IDX_EXTENSION, "extension"),
-            ))
-            .await
-            .map_err(db_err)?;
-        users
-            .create_index(idx(doc! { "tokens": 1 }, named("users_tokens")))
-            .await
-            .map_err(db_err)?;
-        users
-            .create_index(idx(doc! { "sort_key": 1, "_id": 1 }, named("users_sort")))
-            .await
-            .map_err(db_err)?;
+        users.create_index(idx(doc! { "tokens": 1 }, named("users_tokens"))).await.map_err(db_err)?;
+        users.create_index(idx(doc! { "sort_key": 1, "_id": 1 }, named("users_sort"))).await.map_err(db_err)?;
         let sessions = self.sessions();
         sessions
-            .create_index(idx(
-                doc! { "user_id": 1, "created_at": 1 },
-                named("sessions_user"),
-            ))
+            .create_index(idx(doc! { "user_id": 1, "created_at": 1 }, named("sessions_user")))
             .await
             .map_err(db_err)?;
-        sessions
-            .create_index(idx(doc! { "expires_at": 1 }, named("sessions_expiry")))
-            .await
-            .map_err(db_err)?;
-        self.sip()
-            .create_index(idx(doc! { "username": 1 }, unique(IDX_SIP_USERNAME)))
-            .await
-            .map_err(db_err)?;
+        sessions.create_index(idx(doc! { "expires_at": 1 }, named("sessions_expiry"))).await.map_err(db_err)?;
+        self.sip().create_index(idx(doc! { "username": 1 }, unique(IDX_SIP_USERNAME))).await.map_err(db_err)?;
         let mailbox = self.mailbox();
         mailbox
-            .create_index(idx(
-                doc! { "owner": 1, "created_at": -1 },
-                named("mailbox_owner"),
-            ))
+            .create_index(idx(doc! { "owner": 1, "created_at": -1 }, named("mailbox_owner")))
             .await
             .map_err(db_err)?;
-        mailbox
-            .create_index(idx(doc! { "deleted_at": 1 }, named("mailbox_deleted")))
-            .await
-            .map_err(db_err)?;
+        mailbox.create_index(idx(doc! { "deleted_at": 1 }, named("mailbox_deleted"))).await.map_err(db_err)?;
         let calls = self.calls();
-        calls
-            .create_index(idx(doc! { "started_at": -1 }, named("calls_start")))
-            .await
-            .map_err(db_err)?;
-        calls
-            .create_index(idx(
-                doc! { "caller": 1, "started_at": -1 },
-                named("calls_caller"),
-            ))
-            .await
-            .map_err(db_err)?;
-        calls
-            .create_index(idx(
-                doc! { "callee": 1, "started_at": -1 },
-                named("calls_callee"),
-            ))
-            .await
-            .map_err(db_err)?;
+        calls.create_index(idx(doc! { "started_at": -1 }, named("calls_start"))).await.map_err(db_err)?;
+        calls.create_index(idx(doc! { "caller": 1, "started_at": -1 }, named("calls_caller"))).await.map_err(db_err)?;
+        calls.create_index(idx(doc! { "callee": 1, "started_at": -1 }, named("calls_callee"))).await.map_err(db_err)?;
         let audit = self.audit_log();
-        audit
-            .create_index(idx(doc! { "at": -1 }, named("audit_time")))
-            .await
-            .map_err(db_err)?;
-        audit
-            .create_index(idx(doc! { "user_id": 1, "at": -1 }, named("audit_user")))
-            .await
-            .map_err(db_err)?;
+        audit.create_index(idx(doc! { "at": -1 }, named("audit_time"))).await.map_err(db_err)?;
+        audit.create_index(idx(doc! { "user_id": 1, "at": -1 }, named("audit_user"))).await.map_err(db_err)?;
         Ok(())
     }
 
@@ -186,21 +116,11 @@ impl MongoStore {
     }
 
     async fn find_user(&self, filter: Document) -> Result<Option<User>> {
-        self.users()
-            .find_one(filter)
-            .await
-            .map_err(db_err)?
-            .map(UserDoc::into_user)
-            .transpose()
+        self.users().find_one(filter).await.map_err(db_err)?.map(UserDoc::into_user).transpose()
     }
 
     async fn user_exists(&self, id: &UserId) -> Result<()> {
-        match self
-            .users()
-            .count_documents(doc! { "_id": id.as_str() })
-            .await
-            .map_err(db_err)?
-        {
+        match self.users().count_documents(doc! { "_id": id.as_str() }).await.map_err(db_err)? {
             0 => Err(StoreError::NotFound(format!("user {id}"))),
             _ => Ok(()),
         }
@@ -209,41 +129,30 @@ impl MongoStore {
     /// Read-modify-write of one user document, retried while another writer gets in between.
     async fn modify_user(&self, id: &UserId, change: impl Fn(&mut UserDoc)) -> Result<User> {
         for _ in 0..MAX_RETRIES {
-            let Some(mut current) = self
-                .users()
-                .find_one(doc! { "_id": id.as_str() })
-                .await
-                .map_err(db_err)?
-            else {
+            let Some(mut current) = self.users().find_one(doc! { "_id": id.as_str() }).await.map_err(db_err)? else {
                 return Err(StoreError::NotFound(format!("user {id}")));
             };
             let rev = current.rev;
             change(&mut current);
             current.rev = rev + 1;
             current.updated_at = Timestamp::now().as_millis().max(current.updated_at);
-            current.tokens = search_tokens(
-                &current.display_name,
-                &current.username,
-                current.email.as_deref(),
-            );
+            current.tokens = search_tokens(&current.display_name, &current.username, current.email.as_deref());
             current.sort_key = current.display_name.to_lowercase();
             let ext = current.extension.clone();
-            let result = self
-                .users()
-                .replace_one(doc! { "_id": id.as_str(), "rev": rev }, &current)
-                .await
-                .map_err(|e| {
-                    with_value(db_err(e), |w| {
-                        (w == Unique::Extension).then(|| ext.clone().unwrap_or_default())
+            let subject = current.subject.clone();
+            let result =
+                self.users().replace_one(doc! { "_id": id.as_str(), "rev": rev }, &current).await.map_err(|e| {
+                    with_value(db_err(e), |w| match w {
+                        Unique::Extension => ext.clone(),
+                        Unique::Subject => subject.clone(),
+                        _ => None,
                     })
                 })?;
             if result.matched_count == 1 {
                 return current.into_user();
             }
         }
-        Err(StoreError::Backend(format!(
-            "user {id} kept changing under concurrent writers; gave up"
-        )))
+        Err(StoreError::Backend(format!("user {id} kept changing under concurrent writers; gave up")))
     }
 }
 
@@ -251,11 +160,9 @@ fn db_err(e: mongodb::error::Error) -> StoreError {
     let dup = match e.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000 => Some(w.message.clone()),
         ErrorKind::Command(c) if c.code == 11000 => Some(c.message.clone()),
-        ErrorKind::InsertMany(m) => m
-            .write_errors
-            .as_ref()
-            .and_then(|errs| errs.iter().find(|w| w.code == 11000))
-            .map(|w| w.message.clone()),
+        ErrorKind::InsertMany(m) => {
+            m.write_errors.as_ref().and_then(|errs| errs.iter().find(|w| w.code == 11000)).map(|w| w.message.clone())
+        }
         _ => None,
     };
     if let Some(message) = dup {
@@ -270,20 +177,16 @@ fn db_err(e: mongodb::error::Error) -> StoreError {
         } else {
             Unique::Id
         };
-        return StoreError::Conflict {
-            what,
-            value: String::new(),
-        };
+        return StoreError::Conflict { what, value: String::new() };
     }
     StoreError::Backend(e.to_string())
 }
 
 fn with_value(e: StoreError, value_of: impl Fn(Unique) -> Option<String>) -> StoreError {
     match e {
-        StoreError::Conflict { what, value } if value.is_empty() => StoreError::Conflict {
-            what,
-            value: value_of(what).unwrap_or_default(),
-        },
+        StoreError::Conflict { what, value } if value.is_empty() => {
+            StoreError::Conflict { what, value: value_of(what).unwrap_or_default() }
+        }
         other => other,
     }
 }
@@ -292,10 +195,7 @@ fn parse<T: std::str::FromStr>(what: &'static str, s: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    s.parse().map_err(|e: T::Err| StoreError::Corrupt {
-        what,
-        reason: e.to_string(),
-    })
+    s.parse().map_err(|e: T::Err| StoreError::Corrupt { what, reason: e.to_string() })
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -341,11 +241,7 @@ impl UserDoc {
             .numbers
             .into_iter()
             .map(|n| {
-                Ok(Number {
-                    number: n.number,
-                    kind: parse("number", &n.kind)?,
-                    source: parse("number", &n.source)?,
-                })
+                Ok(Number { number: n.number, kind: parse("number", &n.kind)?, source: parse("number", &n.source)? })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(User {
@@ -358,10 +254,7 @@ impl UserDoc {
                 .extension
                 .map(Extension::new)
                 .transpose()
-                .map_err(|e| StoreError::Corrupt {
-                    what: "user",
-                    reason: e.to_string(),
-                })?,
+                .map_err(|e| StoreError::Corrupt { what: "user", reason: e.to_string() })?,
             disabled: self.disabled,
             admin: self.admin,
             numbers,
@@ -373,10 +266,7 @@ impl UserDoc {
 
 fn number_docs(numbers: &[Number], source: NumberSource, out: &mut Vec<NumberDoc>) {
     for n in numbers {
-        if !out
-            .iter()
-            .any(|d| d.source == source.as_str() && d.number == n.number)
-        {
+        if !out.iter().any(|d| d.source == source.as_str() && d.number == n.number) {
             out.push(NumberDoc {
                 number: n.number.clone(),
                 kind: n.kind.as_str().into(),
@@ -397,12 +287,7 @@ impl DirectoryStore for MongoStore {
         let now = Timestamp::now().as_millis();
         let mut numbers = Vec::new();
         for source in [NumberSource::Admin, NumberSource::Idp, NumberSource::User] {
-            let of_source: Vec<Number> = new
-                .numbers
-                .iter()
-                .filter(|n| n.source == source)
-                .cloned()
-                .collect();
+            let of_source: Vec<Number> = new.numbers.iter().filter(|n| n.source == source).cloned().collect();
             number_docs(&of_source, source, &mut numbers);
         }
         sort_numbers(&mut numbers);
@@ -446,8 +331,7 @@ impl DirectoryStore for MongoStore {
     }
 
     async fn user_by_extension(&self, extension: &Extension) -> Result<Option<User>> {
-        self.find_user(doc! { "extension": extension.as_str() })
-            .await
+        self.find_user(doc! { "extension": extension.as_str() }).await
     }
 
     async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>> {
@@ -455,34 +339,24 @@ impl DirectoryStore for MongoStore {
         if !query.include_disabled {
             filter.insert("disabled", false);
         }
-        if let Some(prefix) = query
-            .name_prefix
-            .as_deref()
-            .map(|p| p.trim().to_lowercase())
-            .filter(|p| !p.is_empty())
-        {
+        if let Some(prefix) = query.name_prefix.as_deref().map(|p| p.trim().to_lowercase()).filter(|p| !p.is_empty()) {
             let upper = format!("{prefix}\u{10FFFF}");
-            filter.insert(
-                "tokens",
-                doc! { "$elemMatch": { "$gte": prefix, "$lt": upper } },
-            );
+            filter.insert("tokens", doc! { "$elemMatch": { "$gte": prefix, "$lt": upper } });
         }
         let users = self.users();
         let mut find = users.find(filter).sort(doc! { "sort_key": 1, "_id": 1 });
         if let Some(limit) = query.limit {
             find = find.limit(limit_of(limit));
         }
-        let docs: Vec<UserDoc> = find
-            .await
-            .map_err(db_err)?
-            .try_collect()
-            .await
-            .map_err(db_err)?;
+        let docs: Vec<UserDoc> = find.await.map_err(db_err)?.try_collect().await.map_err(db_err)?;
         docs.into_iter().map(UserDoc::into_user).collect()
     }
 
     async fn update_user(&self, id: &UserId, update: &UserUpdate) -> Result<User> {
         self.modify_user(id, |d| {
+            if let Some(subject) = &update.subject {
+                d.subject = Some(subject.clone());
+            }
             if let Some(name) = &update.display_name {
                 d.display_name = name.clone();
             }
@@ -502,12 +376,7 @@ impl DirectoryStore for MongoStore {
         .await
     }
 
-    async fn set_numbers(
-        &self,
-        id: &UserId,
-        source: NumberSource,
-        numbers: &[Number],
-    ) -> Result<User> {
+    async fn set_numbers(&self, id: &UserId, source: NumberSource, numbers: &[Number]) -> Result<User> {
         self.modify_user(id, |d| {
             d.numbers.retain(|n| n.source != source.as_str());
             number_docs(numbers, source, &mut d.numbers);
@@ -585,12 +454,12 @@ impl SessionStore for MongoStore {
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<Session>> {
-        Ok(self
-            .sessions()
-            .find_one(doc! { "_id": id.as_str() })
-            .await
-            .map_err(db_err)?
-            .map(Session::from))
+        Ok(self.sessions().find_one(doc! { "_id": id.as_str() }).await.map_err(db_err)?.map(Session::from))
+    }
+
+    async fn session_with_user(&self, id: &SessionId) -> Result<Option<(Session, User)>> {
+        let Some(session) = self.session(id).await? else { return Ok(None) };
+        Ok(self.user(&session.user_id).await?.map(|u| (session, u)))
     }
 
     async fn sessions_of(&self, user: &UserId) -> Result<Vec<Session>> {
@@ -607,32 +476,16 @@ impl SessionStore for MongoStore {
     }
 
     async fn delete_session(&self, id: &SessionId) -> Result<bool> {
-        Ok(self
-            .sessions()
-            .delete_one(doc! { "_id": id.as_str() })
-            .await
-            .map_err(db_err)?
-            .deleted_count
-            > 0)
+        Ok(self.sessions().delete_one(doc! { "_id": id.as_str() }).await.map_err(db_err)?.deleted_count > 0)
     }
 
     async fn delete_sessions_of(&self, user: &UserId) -> Result<u64> {
-        Ok(self
-            .sessions()
-            .delete_many(doc! { "user_id": user.as_str() })
-            .await
-            .map_err(db_err)?
-            .deleted_count)
+        Ok(self.sessions().delete_many(doc! { "user_id": user.as_str() }).await.map_err(db_err)?.deleted_count)
     }
 
     async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
         let filter = doc! { "expires_at": { "$lte": now.as_millis() } };
-        Ok(self
-            .sessions()
-            .delete_many(filter)
-            .await
-            .map_err(db_err)?
-            .deleted_count)
+        Ok(self.sessions().delete_many(filter).await.map_err(db_err)?.deleted_count)
     }
 }
 
@@ -675,21 +528,11 @@ impl SipAccountStore for MongoStore {
     }
 
     async fn sip_account(&self, user: &UserId) -> Result<Option<SipAccount>> {
-        Ok(self
-            .sip()
-            .find_one(doc! { "_id": user.as_str() })
-            .await
-            .map_err(db_err)?
-            .map(SipAccount::from))
+        Ok(self.sip().find_one(doc! { "_id": user.as_str() }).await.map_err(db_err)?.map(SipAccount::from))
     }
 
     async fn sip_account_by_username(&self, username: &str) -> Result<Option<SipAccount>> {
-        Ok(self
-            .sip()
-            .find_one(doc! { "username": username })
-            .await
-            .map_err(db_err)?
-            .map(SipAccount::from))
+        Ok(self.sip().find_one(doc! { "username": username }).await.map_err(db_err)?.map(SipAccount::from))
     }
 
     async fn sip_accounts(&self) -> Result<Vec<SipAccount>> {
@@ -706,13 +549,7 @@ impl SipAccountStore for MongoStore {
     }
 
     async fn delete_sip_account(&self, user: &UserId) -> Result<bool> {
-        Ok(self
-            .sip()
-            .delete_one(doc! { "_id": user.as_str() })
-            .await
-            .map_err(db_err)?
-            .deleted_count
-            > 0)
+        Ok(self.sip().delete_one(doc! { "_id": user.as_str() }).await.map_err(db_err)?.deleted_count > 0)
     }
 }
 
@@ -766,12 +603,7 @@ impl MailboxStore for MongoStore {
     }
 
     async fn message(&self, id: &MessageId) -> Result<Option<MailboxMessage>> {
-        Ok(self
-            .mailbox()
-            .find_one(doc! { "_id": id.as_str() })
-            .await
-            .map_err(db_err)?
-            .map(Into::into))
+        Ok(self.mailbox().find_one(doc! { "_id": id.as_str() }).await.map_err(db_err)?.map(Into::into))
     }
 
     async fn messages(&self, owner: &UserId, trashed: bool) -> Result<Vec<MailboxMessage>> {
@@ -795,10 +627,7 @@ impl MailboxStore for MongoStore {
     async fn set_read(&self, id: &MessageId, read: bool) -> Result<bool> {
         let r = self
             .mailbox()
-            .update_one(
-                doc! { "_id": id.as_str() },
-                doc! { "$set": { "read": read } },
-            )
+            .update_one(doc! { "_id": id.as_str() }, doc! { "$set": { "read": read } })
             .await
             .map_err(db_err)?;
         Ok(r.matched_count > 0)
@@ -808,23 +637,14 @@ impl MailboxStore for MongoStore {
         let value = at.map_or(Bson::Null, |t| Bson::Int64(t.as_millis()));
         let r = self
             .mailbox()
-            .update_one(
-                doc! { "_id": id.as_str() },
-                doc! { "$set": { "deleted_at": value } },
-            )
+            .update_one(doc! { "_id": id.as_str() }, doc! { "$set": { "deleted_at": value } })
             .await
             .map_err(db_err)?;
         Ok(r.matched_count > 0)
     }
 
     async fn delete_message(&self, id: &MessageId) -> Result<bool> {
-        Ok(self
-            .mailbox()
-            .delete_one(doc! { "_id": id.as_str() })
-            .await
-            .map_err(db_err)?
-            .deleted_count
-            > 0)
+        Ok(self.mailbox().delete_one(doc! { "_id": id.as_str() }).await.map_err(db_err)?.deleted_count > 0)
     }
 
     async fn trashed_before(&self, before: Timestamp) -> Result<Vec<MailboxMessage>> {
@@ -842,9 +662,7 @@ impl MailboxStore for MongoStore {
 
     async fn unread_count(&self, owner: &UserId) -> Result<u64> {
         self.mailbox()
-            .count_documents(
-                doc! { "owner": owner.as_str(), "read": false, "deleted_at": Bson::Null },
-            )
+            .count_documents(doc! { "owner": owner.as_str(), "read": false, "deleted_at": Bson::Null })
             .await
             .map_err(db_err)
     }
@@ -894,10 +712,7 @@ impl CallLogStore for MongoStore {
             ended_at: r.ended_at.as_millis(),
             outcome: r.outcome.as_str().into(),
         };
-        self.calls()
-            .insert_one(&doc)
-            .await
-            .map_err(|e| with_value(db_err(e), |_| Some(r.id.to_string())))?;
+        self.calls().insert_one(&doc).await.map_err(|e| with_value(db_err(e), |_| Some(r.id.to_string())))?;
         Ok(())
     }
 
@@ -984,10 +799,7 @@ impl AuditStore for MongoStore {
 #[async_trait]
 impl Store for MongoStore {
     async fn ping(&self) -> Result<()> {
-        self.db
-            .run_command(doc! { "ping": 1 })
-            .await
-            .map_err(db_err)?;
+        self.db.run_command(doc! { "ping": 1 }).await.map_err(db_err)?;
         Ok(())
     }
 
@@ -1011,26 +823,17 @@ mod tests {
     #[tokio::test]
     async fn conformance_on_mongodb() {
         let Ok(url) = std::env::var("HUB_TEST_MONGODB_URL") else {
-            println!(
-                "MongoDB conformance suite SKIPPED: HUB_TEST_MONGODB_URL is not set (no MongoDB server was used)"
-            );
+            println!("MongoDB conformance suite SKIPPED: HUB_TEST_MONGODB_URL is not set (no MongoDB server was used)");
             return;
         };
         let database = format!("hub_conformance_{}", uuid::Uuid::now_v7().simple());
         let open = || {
             let (url, database) = (url.clone(), database.clone());
-            async move {
-                MongoStore::open(&url, &database)
-                    .await
-                    .map(|s| Arc::new(s) as Arc<dyn Store>)
-            }
+            async move { MongoStore::open(&url, &database).await.map(|s| Arc::new(s) as Arc<dyn Store>) }
         };
         super::super::run_conformance_suite(open).await;
         let cleanup = MongoStore::open(&url, &database).await.unwrap();
         cleanup.db.drop().await.unwrap();
-        println!(
-            "MongoDB conformance suite ran against {}",
-            crate::config::ConnectionUrl::new(url).redacted()
-        );
+        println!("MongoDB conformance suite ran against {}", crate::config::ConnectionUrl::new(url).redacted());
     }
 }

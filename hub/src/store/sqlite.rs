@@ -10,31 +10,34 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
-    AuditStore, CallLogStore, DirectoryStore, MailboxStore, Result, SessionStore, SipAccountStore,
-    Store, StoreError, Unique, UserQuery,
+    AuditStore, CallLogStore, DirectoryStore, MailboxStore, Result, SessionStore, SipAccountStore, Store, StoreError,
+    Unique, UserQuery,
 };
 use crate::model::{
-    AuditEntry, CallRecord, Extension, MailboxMessage, MessageId, NewAuditEntry, NewMailboxMessage,
-    NewUser, Number, NumberSource, RecordId, Secret, Session, SessionId, SipAccount, Timestamp,
-    User, UserId, UserUpdate, search_tokens,
+    AuditEntry, CallRecord, Extension, MailboxMessage, MessageId, NewAuditEntry, NewMailboxMessage, NewUser, Number,
+    NumberSource, RecordId, Secret, Session, SessionId, SipAccount, Timestamp, User, UserId, UserUpdate, search_tokens,
 };
 
-/// Selects a user with its numbers (as a JSON array of `[source, number, kind]`).
-macro_rules! user_select {
-    ($tail:literal) => {
+/// The columns of a user with its numbers (as a JSON array of `[source, number, kind]`).
+macro_rules! user_columns {
+    () => {
         concat!(
-            "SELECT u.id, u.subject, u.username, u.display_name, u.email, u.extension, u.disabled, u.admin, ",
+            "u.id, u.subject, u.username, u.display_name, u.email, u.extension, u.disabled, u.admin, ",
             "u.created_at, u.updated_at, ",
             "(SELECT json_group_array(json_array(n.source, n.number, n.kind) ORDER BY n.source, n.position) ",
-            "FROM numbers n WHERE n.user_id = u.id) AS numbers FROM users u ",
-            $tail
+            "FROM numbers n WHERE n.user_id = u.id) AS numbers"
         )
+    };
+}
+
+/// Selects users with their numbers; `$tail` adds the conditions.
+macro_rules! user_select {
+    ($tail:literal) => {
+        concat!("SELECT ", user_columns!(), " FROM users u ", $tail)
     };
 }
 
@@ -47,10 +50,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and applies migrations.
     pub async fn open(path: &Path, max_connections: u32) -> Result<Self> {
-        let open_err = |reason: String| StoreError::Open {
-            location: path.display().to_string(),
-            reason,
-        };
+        let open_err = |reason: String| StoreError::Open { location: path.display().to_string(), reason };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|e| open_err(format!("cannot create {}: {e}", parent.display())))?;
@@ -69,29 +69,22 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .min_connections(1)
+            // A local file does not drop connections: pinging before every use would double
+            // the cost of the session check every request makes.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| open_err(e.to_string()))?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .map_err(|e| open_err(format!("migration failed: {e}")))?;
+        sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| open_err(format!("migration failed: {e}")))?;
         Ok(Self { pool })
     }
 
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
     }
 
     async fn fetch_user(&self, sql: &'static str, key: &str) -> Result<Option<User>> {
-        let row = sqlx::query(sql)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(sql).bind(key).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 }
@@ -113,10 +106,7 @@ fn db_err(e: sqlx::Error) -> StoreError {
         } else {
             Unique::Id
         };
-        return StoreError::Conflict {
-            what,
-            value: String::new(),
-        };
+        return StoreError::Conflict { what, value: String::new() };
     }
     StoreError::Backend(e.to_string())
 }
@@ -124,10 +114,9 @@ fn db_err(e: sqlx::Error) -> StoreError {
 /// Fills the clashing value into a conflict from what the caller was writing.
 fn with_value(e: StoreError, value_of: impl Fn(Unique) -> Option<String>) -> StoreError {
     match e {
-        StoreError::Conflict { what, value } if value.is_empty() => StoreError::Conflict {
-            what,
-            value: value_of(what).unwrap_or_default(),
-        },
+        StoreError::Conflict { what, value } if value.is_empty() => {
+            StoreError::Conflict { what, value: value_of(what).unwrap_or_default() }
+        }
         other => other,
     }
 }
@@ -140,17 +129,11 @@ fn parse_field<T: FromStr>(what: &'static str, s: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    s.parse::<T>().map_err(|e| StoreError::Corrupt {
-        what,
-        reason: e.to_string(),
-    })
+    s.parse::<T>().map_err(|e| StoreError::Corrupt { what, reason: e.to_string() })
 }
 
 fn user_from_row(row: &SqliteRow) -> Result<User> {
-    let get = |e: sqlx::Error| StoreError::Corrupt {
-        what: "user",
-        reason: e.to_string(),
-    };
+    let get = |e: sqlx::Error| StoreError::Corrupt { what: "user", reason: e.to_string() };
     let extension: Option<String> = row.try_get("extension").map_err(get)?;
     let numbers_json: Option<String> = row.try_get("numbers").map_err(get)?;
     let mut numbers = Vec::new();
@@ -171,10 +154,7 @@ fn user_from_row(row: &SqliteRow) -> Result<User> {
         username: row.try_get("username").map_err(get)?,
         display_name: row.try_get("display_name").map_err(get)?,
         email: row.try_get("email").map_err(get)?,
-        extension: extension
-            .map(Extension::new)
-            .transpose()
-            .map_err(|e| corrupt("user")(e.to_string()))?,
+        extension: extension.map(Extension::new).transpose().map_err(|e| corrupt("user")(e.to_string()))?,
         disabled: row.try_get("disabled").map_err(get)?,
         admin: row.try_get("admin").map_err(get)?,
         numbers,
@@ -184,12 +164,7 @@ fn user_from_row(row: &SqliteRow) -> Result<User> {
 }
 
 /// Rewrites the user's search tokens; `fresh` (a user just created) skips deleting old ones.
-async fn write_tokens(
-    conn: &mut SqliteConnection,
-    id: &UserId,
-    user: &User,
-    fresh: bool,
-) -> Result<()> {
+async fn write_tokens(conn: &mut SqliteConnection, id: &UserId, user: &User, fresh: bool) -> Result<()> {
     if !fresh {
         sqlx::query("DELETE FROM user_tokens WHERE user_id = ?")
             .bind(id.as_str())
@@ -227,10 +202,7 @@ async fn write_numbers(
     if numbers.is_empty() {
         return Ok(());
     }
-    let rows: Vec<(&str, &str)> = numbers
-        .iter()
-        .map(|n| (n.number.as_str(), n.kind.as_str()))
-        .collect();
+    let rows: Vec<(&str, &str)> = numbers.iter().map(|n| (n.number.as_str(), n.kind.as_str())).collect();
     let json = serde_json::to_string(&rows).map_err(|e| StoreError::Backend(e.to_string()))?;
     // The primary key drops repeated numbers (first one kept); `key` is the list position.
     sqlx::query(
@@ -251,10 +223,7 @@ async fn write_numbers(
 fn normalised_numbers(numbers: &[Number]) -> Vec<Number> {
     let mut out: Vec<Number> = Vec::with_capacity(numbers.len());
     for n in numbers {
-        if !out
-            .iter()
-            .any(|o| o.source == n.source && o.number == n.number)
-        {
+        if !out.iter().any(|o| o.source == n.source && o.number == n.number) {
             out.push(n.clone());
         }
     }
@@ -330,36 +299,27 @@ impl DirectoryStore for SqliteStore {
             write_numbers(&mut tx, &user.id, source, &numbers, true).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        Ok(User {
-            numbers: normalised_numbers(&user.numbers),
-            ..user
-        })
+        Ok(User { numbers: normalised_numbers(&user.numbers), ..user })
     }
 
     async fn user(&self, id: &UserId) -> Result<Option<User>> {
-        self.fetch_user(user_select!("WHERE u.id = ?"), id.as_str())
-            .await
+        self.fetch_user(user_select!("WHERE u.id = ?"), id.as_str()).await
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
-        self.fetch_user(user_select!("WHERE u.username = ?"), username)
-            .await
+        self.fetch_user(user_select!("WHERE u.username = ?"), username).await
     }
 
     async fn user_by_subject(&self, subject: &str) -> Result<Option<User>> {
-        self.fetch_user(user_select!("WHERE u.subject = ?"), subject)
-            .await
+        self.fetch_user(user_select!("WHERE u.subject = ?"), subject).await
     }
 
     async fn user_by_extension(&self, extension: &Extension) -> Result<Option<User>> {
-        self.fetch_user(user_select!("WHERE u.extension = ?"), extension.as_str())
-            .await
+        self.fetch_user(user_select!("WHERE u.extension = ?"), extension.as_str()).await
     }
 
     async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>> {
-        let limit = query
-            .limit
-            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let limit = query.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
         let rows = match query.name_prefix.as_deref().map(|p| p.trim().to_lowercase()) {
             Some(prefix) if !prefix.is_empty() => {
                 let upper = format!("{prefix}\u{10FFFF}");
@@ -389,6 +349,9 @@ impl DirectoryStore for SqliteStore {
     async fn update_user(&self, id: &UserId, update: &UserUpdate) -> Result<User> {
         let mut tx = self.write_tx().await?;
         let mut user = user_in(&mut tx, id).await?;
+        if let Some(subject) = &update.subject {
+            user.subject = Some(subject.clone());
+        }
         if let Some(name) = &update.display_name {
             user.display_name = name.clone();
         }
@@ -407,9 +370,10 @@ impl DirectoryStore for SqliteStore {
         let now = Timestamp::now().max(user.updated_at);
         let ext = user.extension.as_ref().map(ToString::to_string);
         sqlx::query(
-            "UPDATE users SET display_name = ?, sort_key = ?, email = ?, extension = ?, admin = ?, disabled = ?, \
-             updated_at = ? WHERE id = ?",
+            "UPDATE users SET subject = ?, display_name = ?, sort_key = ?, email = ?, extension = ?, admin = ?, \
+             disabled = ?, updated_at = ? WHERE id = ?",
         )
+        .bind(&user.subject)
         .bind(&user.display_name)
         .bind(user.display_name.to_lowercase())
         .bind(&user.email)
@@ -420,7 +384,13 @@ impl DirectoryStore for SqliteStore {
         .bind(id.as_str())
         .execute(&mut *tx)
         .await
-        .map_err(|e| with_value(db_err(e), |w| (w == Unique::Extension).then(|| ext.clone().unwrap_or_default())))?;
+        .map_err(|e| {
+            with_value(db_err(e), |w| match w {
+                Unique::Extension => ext.clone(),
+                Unique::Subject => user.subject.clone(),
+                _ => None,
+            })
+        })?;
         if update.display_name.is_some() || update.email.is_some() {
             write_tokens(&mut tx, id, &user, false).await?;
         }
@@ -429,21 +399,10 @@ impl DirectoryStore for SqliteStore {
         Ok(stored)
     }
 
-    async fn set_numbers(
-        &self,
-        id: &UserId,
-        source: NumberSource,
-        numbers: &[Number],
-    ) -> Result<User> {
+    async fn set_numbers(&self, id: &UserId, source: NumberSource, numbers: &[Number]) -> Result<User> {
         let mut tx = self.write_tx().await?;
         user_in(&mut tx, id).await?;
-        let numbers: Vec<Number> = numbers
-            .iter()
-            .map(|n| Number {
-                source,
-                ..n.clone()
-            })
-            .collect();
+        let numbers: Vec<Number> = numbers.iter().map(|n| Number { source, ..n.clone() }).collect();
         write_numbers(&mut tx, id, source, &numbers, false).await?;
         sqlx::query("UPDATE users SET updated_at = MAX(updated_at, ?) WHERE id = ?")
             .bind(Timestamp::now().as_millis())
@@ -466,26 +425,17 @@ impl DirectoryStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(e,)| u32::try_from(e).ok())
-            .collect())
+        Ok(rows.into_iter().filter_map(|(e,)| u32::try_from(e).ok()).collect())
     }
 
     async fn count_users(&self) -> Result<u64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await.map_err(db_err)?;
         Ok(n.max(0) as u64)
     }
 }
 
 fn session_from_row(row: &SqliteRow) -> Result<Session> {
-    let get = |e: sqlx::Error| StoreError::Corrupt {
-        what: "session",
-        reason: e.to_string(),
-    };
+    let get = |e: sqlx::Error| StoreError::Corrupt { what: "session", reason: e.to_string() };
     Ok(Session {
         id: SessionId::from_string(row.try_get::<String, _>("id").map_err(get)?),
         user_id: UserId::from_string(row.try_get::<String, _>("user_id").map_err(get)?),
@@ -526,6 +476,30 @@ impl SessionStore for SqliteStore {
         row.map(|r| session_from_row(&r)).transpose()
     }
 
+    async fn session_with_user(&self, id: &SessionId) -> Result<Option<(Session, User)>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", s.id AS s_id, s.user_id AS s_user_id, s.created_at AS s_created_at, s.expires_at AS s_expires_at, ",
+            "s.user_agent AS s_user_agent, s.ip AS s_ip FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let get = |e: sqlx::Error| StoreError::Corrupt { what: "session", reason: e.to_string() };
+        let session = Session {
+            id: SessionId::from_string(row.try_get::<String, _>("s_id").map_err(get)?),
+            user_id: UserId::from_string(row.try_get::<String, _>("s_user_id").map_err(get)?),
+            created_at: Timestamp::from_millis(row.try_get("s_created_at").map_err(get)?),
+            expires_at: Timestamp::from_millis(row.try_get("s_expires_at").map_err(get)?),
+            user_agent: row.try_get("s_user_agent").map_err(get)?,
+            ip: row.try_get("s_ip").map_err(get)?,
+        };
+        Ok(Some((session, user_from_row(&row)?)))
+    }
+
     async fn sessions_of(&self, user: &UserId) -> Result<Vec<Session>> {
         let rows = sqlx::query("SELECT * FROM sessions WHERE user_id = ? ORDER BY created_at, id")
             .bind(user.as_str())
@@ -564,10 +538,7 @@ impl SessionStore for SqliteStore {
 }
 
 fn sip_from_row(row: &SqliteRow) -> Result<SipAccount> {
-    let get = |e: sqlx::Error| StoreError::Corrupt {
-        what: "sip account",
-        reason: e.to_string(),
-    };
+    let get = |e: sqlx::Error| StoreError::Corrupt { what: "sip account", reason: e.to_string() };
     Ok(SipAccount {
         user_id: UserId::from_string(row.try_get::<String, _>("user_id").map_err(get)?),
         username: row.try_get("username").map_err(get)?,
@@ -616,10 +587,8 @@ impl SipAccountStore for SqliteStore {
     }
 
     async fn sip_accounts(&self) -> Result<Vec<SipAccount>> {
-        let rows = sqlx::query("SELECT * FROM sip_accounts ORDER BY username")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let rows =
+            sqlx::query("SELECT * FROM sip_accounts ORDER BY username").fetch_all(&self.pool).await.map_err(db_err)?;
         rows.iter().map(sip_from_row).collect()
     }
 
@@ -634,10 +603,7 @@ impl SipAccountStore for SqliteStore {
 }
 
 fn message_from_row(row: &SqliteRow) -> Result<MailboxMessage> {
-    let get = |e: sqlx::Error| StoreError::Corrupt {
-        what: "mailbox message",
-        reason: e.to_string(),
-    };
+    let get = |e: sqlx::Error| StoreError::Corrupt { what: "mailbox message", reason: e.to_string() };
     Ok(MailboxMessage {
         id: MessageId::from_string(row.try_get::<String, _>("id").map_err(get)?),
         owner: UserId::from_string(row.try_get::<String, _>("owner").map_err(get)?),
@@ -647,10 +613,7 @@ fn message_from_row(row: &SqliteRow) -> Result<MailboxMessage> {
         media_type: row.try_get("media_type").map_err(get)?,
         path: row.try_get("path").map_err(get)?,
         read: row.try_get("read").map_err(get)?,
-        deleted_at: row
-            .try_get::<Option<i64>, _>("deleted_at")
-            .map_err(get)?
-            .map(Timestamp::from_millis),
+        deleted_at: row.try_get::<Option<i64>, _>("deleted_at").map_err(get)?.map(Timestamp::from_millis),
     })
 }
 
@@ -751,51 +714,36 @@ impl MailboxStore for SqliteStore {
     }
 
     async fn unread_count(&self, owner: &UserId) -> Result<u64> {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM mailbox_messages WHERE owner = ? AND read = 0 AND deleted_at IS NULL",
-        )
-        .bind(owner.as_str())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)?;
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM mailbox_messages WHERE owner = ? AND read = 0 AND deleted_at IS NULL")
+                .bind(owner.as_str())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err)?;
         Ok(n.max(0) as u64)
     }
 }
 
 fn call_from_row(row: &SqliteRow) -> Result<CallRecord> {
-    let get = |e: sqlx::Error| StoreError::Corrupt {
-        what: "call record",
-        reason: e.to_string(),
-    };
+    let get = |e: sqlx::Error| StoreError::Corrupt { what: "call record", reason: e.to_string() };
     let devices: String = row.try_get("devices").map_err(get)?;
     Ok(CallRecord {
         id: RecordId::from_string(row.try_get::<String, _>("id").map_err(get)?),
         caller: row.try_get("caller").map_err(get)?,
         callee: row.try_get("callee").map_err(get)?,
-        path: parse_field(
-            "call record",
-            &row.try_get::<String, _>("path").map_err(get)?,
-        )?,
-        devices: serde_json::from_str(&devices)
-            .map_err(|e| corrupt("call record")(e.to_string()))?,
+        path: parse_field("call record", &row.try_get::<String, _>("path").map_err(get)?)?,
+        devices: serde_json::from_str(&devices).map_err(|e| corrupt("call record")(e.to_string()))?,
         started_at: Timestamp::from_millis(row.try_get("started_at").map_err(get)?),
-        answered_at: row
-            .try_get::<Option<i64>, _>("answered_at")
-            .map_err(get)?
-            .map(Timestamp::from_millis),
+        answered_at: row.try_get::<Option<i64>, _>("answered_at").map_err(get)?.map(Timestamp::from_millis),
         ended_at: Timestamp::from_millis(row.try_get("ended_at").map_err(get)?),
-        outcome: parse_field(
-            "call record",
-            &row.try_get::<String, _>("outcome").map_err(get)?,
-        )?,
+        outcome: parse_field("call record", &row.try_get::<String, _>("outcome").map_err(get)?)?,
     })
 }
 
 #[async_trait]
 impl CallLogStore for SqliteStore {
     async fn add_call_record(&self, r: &CallRecord) -> Result<()> {
-        let devices =
-            serde_json::to_string(&r.devices).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let devices = serde_json::to_string(&r.devices).map_err(|e| StoreError::Backend(e.to_string()))?;
         sqlx::query(
             "INSERT INTO call_records (id, caller, callee, path, devices, started_at, answered_at, ended_at, outcome) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -841,17 +789,11 @@ impl CallLogStore for SqliteStore {
 }
 
 fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry> {
-    let get = |e: sqlx::Error| StoreError::Corrupt {
-        what: "audit entry",
-        reason: e.to_string(),
-    };
+    let get = |e: sqlx::Error| StoreError::Corrupt { what: "audit entry", reason: e.to_string() };
     Ok(AuditEntry {
         id: RecordId::from_string(row.try_get::<String, _>("id").map_err(get)?),
         at: Timestamp::from_millis(row.try_get("at").map_err(get)?),
-        user_id: row
-            .try_get::<Option<String>, _>("user_id")
-            .map_err(get)?
-            .map(UserId::from_string),
+        user_id: row.try_get::<Option<String>, _>("user_id").map_err(get)?.map(UserId::from_string),
         actor: row.try_get("actor").map_err(get)?,
         ip: row.try_get("ip").map_err(get)?,
         action: row.try_get("action").map_err(get)?,
@@ -887,23 +829,22 @@ impl AuditStore for SqliteStore {
 
     async fn audit_entries(&self, user: Option<&UserId>, limit: usize) -> Result<Vec<AuditEntry>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows =
-            match user {
-                Some(u) => sqlx::query(
-                    "SELECT * FROM audit_log WHERE user_id = ? ORDER BY at DESC, id DESC LIMIT ?",
-                )
-                .bind(u.as_str())
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await,
-                None => {
-                    sqlx::query("SELECT * FROM audit_log ORDER BY at DESC, id DESC LIMIT ?")
-                        .bind(limit)
-                        .fetch_all(&self.pool)
-                        .await
-                }
+        let rows = match user {
+            Some(u) => {
+                sqlx::query("SELECT * FROM audit_log WHERE user_id = ? ORDER BY at DESC, id DESC LIMIT ?")
+                    .bind(u.as_str())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
             }
-            .map_err(db_err)?;
+            None => {
+                sqlx::query("SELECT * FROM audit_log ORDER BY at DESC, id DESC LIMIT ?")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(db_err)?;
         rows.iter().map(audit_from_row).collect()
     }
 }
@@ -911,10 +852,7 @@ impl AuditStore for SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
         Ok(())
     }
 
@@ -937,11 +875,7 @@ mod tests {
         let path = dir.path().join("conformance.db");
         let open = || {
             let path = path.clone();
-            async move {
-                SqliteStore::open(&path, 8)
-                    .await
-                    .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn Store>)
-            }
+            async move { SqliteStore::open(&path, 8).await.map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn Store>) }
         };
         super::super::run_conformance_suite(open).await;
     }
@@ -949,18 +883,10 @@ mod tests {
     #[tokio::test]
     async fn wal_mode_and_foreign_keys_are_on() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("x.db"), 2)
-            .await
-            .unwrap();
-        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
-            .fetch_one(&store.pool)
-            .await
-            .unwrap();
+        let store = SqliteStore::open(&dir.path().join("x.db"), 2).await.unwrap();
+        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(&store.pool).await.unwrap();
         assert_eq!(mode, "wal");
-        let (fk,): (i64,) = sqlx::query_as("PRAGMA foreign_keys")
-            .fetch_one(&store.pool)
-            .await
-            .unwrap();
+        let (fk,): (i64,) = sqlx::query_as("PRAGMA foreign_keys").fetch_one(&store.pool).await.unwrap();
         assert_eq!(fk, 1);
     }
 
@@ -969,10 +895,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("plain-file");
         std::fs::write(&file, b"x").unwrap();
-        let err = SqliteStore::open(&file.join("sub").join("hub.db"), 1)
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = SqliteStore::open(&file.join("sub").join("hub.db"), 1).await.unwrap_err().to_string();
         assert!(err.starts_with("cannot open the database at "), "{err}");
     }
 }

@@ -20,10 +20,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, public) = match &self {
             ApiError::Unavailable(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason.clone()),
-            ApiError::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error".to_string(),
-            ),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_string()),
         };
         tracing::warn!(error = %self, status = status.as_u16(), "request failed");
         (status, Json(serde_json::json!({ "error": public }))).into_response()

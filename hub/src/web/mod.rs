@@ -2,14 +2,26 @@
 //! (`directory`, `store`) that the CLI uses too.
 //!
 //! ```text
-//!  request → security headers → metrics (route, method, status, duration) → trace span
-//!          → /healthz /readyz /metrics /api/status | webapp/ (static, embedded fallback)
+//!  request → security headers → trace span → metrics (route, method, status, duration)
+//!          → same-origin guard (writes, WebSocket upgrades)
+//!          → /healthz /readyz /metrics /api/status
+//!            /auth/login /auth/callback /auth/demo /logout   (sign-in; rate limited per address)
+//!            /api/me …                                        (SignedIn: cookie → session → user)
+//!            webapp/ (static, embedded fallback)
 //! ```
 
+mod auth_routes;
+mod client;
+pub mod cookies;
 mod error;
 mod health;
+mod me;
 mod metrics;
+mod origin;
+mod pages;
+mod ratelimit;
 mod server;
+mod signed_in;
 mod static_files;
 pub mod tls;
 
@@ -19,21 +31,34 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
+use axum_extra::extract::cookie::Key;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::Auth;
 use crate::store::Store;
 
 pub use error::ApiError;
 pub use metrics::HttpMetrics;
+pub use origin::OriginPolicy;
+pub use ratelimit::RateLimiter;
 pub use server::{ServeError, serve};
+pub use signed_in::SignedIn;
 
 /// What handlers share. Cheap to clone: every field is a handle.
 #[derive(Clone)]
 pub struct WebState {
     /// The store, for readiness checks.
     pub store: Arc<dyn Store>,
+    /// Sign-in and sessions.
+    pub auth: Auth,
+    /// Encrypts the session cookie.
+    pub cookie_key: Key,
+    /// Limits sign-in attempts per client address.
+    pub limiter: RateLimiter,
+    /// Which origin may send writes and open WebSockets.
+    pub origin: OriginPolicy,
     /// Request counters for `/metrics`.
     pub metrics: HttpMetrics,
     /// When the hub started, for uptime.
@@ -42,35 +67,40 @@ pub struct WebState {
 
 impl WebState {
     /// State for a hub that started now.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self {
-            store,
-            metrics: HttpMetrics::default(),
-            started: Instant::now(),
-        }
+    pub fn new(store: Arc<dyn Store>, auth: Auth, cookie_key: Key, limiter: RateLimiter, origin: OriginPolicy) -> Self {
+        Self { store, auth, cookie_key, limiter, origin, metrics: HttpMetrics::default(), started: Instant::now() }
     }
 }
 
 /// The whole HTTP application, ready to serve or to test with `oneshot`.
 pub fn router(state: WebState, webapp_dir: &Path) -> Router {
     let metrics = state.metrics.clone();
+    let origin = state.origin.clone();
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/api/status", get(health::status))
+        .route("/auth/login", get(auth_routes::login))
+        .route("/auth/callback", get(auth_routes::callback))
+        .route("/auth/demo", get(auth_routes::demo_form).post(auth_routes::demo_submit))
+        .route("/logout", post(auth_routes::logout))
+        .route("/api/me", get(me::me))
+        .route("/api/me/sessions/{id}", delete(me::end_session))
+        .route("/api/me/logout-all", post(me::logout_all))
         .fallback_service(static_files::service(webapp_dir))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(origin, origin::same_origin))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::record))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
-            let route = req
-                .extensions()
-                .get::<axum::extract::MatchedPath>()
-                .map_or("static", |p| p.as_str())
-                .to_string();
+            let route =
+                req.extensions().get::<axum::extract::MatchedPath>().map_or("static", |p| p.as_str()).to_string();
             tracing::info_span!("http", method = %req.method(), route, path = %req.uri().path())
         }))
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -30,10 +30,7 @@ pub async fn serve(
     let on_signal = handle.clone();
     tokio::spawn(async move {
         shutdown.await;
-        tracing::info!(
-            grace_ms = grace.as_millis() as u64,
-            "shutting down: draining requests"
-        );
+        tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: draining requests");
         on_signal.graceful_shutdown(Some(grace));
     });
     axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls))?

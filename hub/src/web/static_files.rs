@@ -11,42 +11,23 @@ use tower_http::services::ServeDir;
 
 /// Files built into the binary: (path, content type, content).
 const EMBEDDED: &[(&str, &str, &str)] = &[
-    (
-        "/index.html",
-        "text/html; charset=utf-8",
-        include_str!("../../../webapp/index.html"),
-    ),
-    (
-        "/hub.css",
-        "text/css; charset=utf-8",
-        include_str!("../../../webapp/hub.css"),
-    ),
-    (
-        "/status.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../../webapp/status.js"),
-    ),
+    ("/index.html", "text/html; charset=utf-8", include_str!("../../../webapp/index.html")),
+    ("/hub.css", "text/css; charset=utf-8", include_str!("../../../webapp/hub.css")),
+    ("/app.js", "text/javascript; charset=utf-8", include_str!("../../../webapp/app.js")),
 ];
 
 /// A service for everything no API route matched.
 pub(super) fn service(dir: &Path) -> Router {
     if dir.join("index.html").is_file() {
-        return Router::new()
-            .fallback_service(ServeDir::new(dir).append_index_html_on_directories(true));
+        return Router::new().fallback_service(ServeDir::new(dir).append_index_html_on_directories(true));
     }
     tracing::warn!(dir = %dir.display(), "webapp directory not found; serving the built-in copy");
     let mut router = Router::new();
     for (path, content_type, body) in EMBEDDED {
         let (content_type, body) = (*content_type, *body);
-        router = router.route(
-            path,
-            get(move || async move { ([(header::CONTENT_TYPE, content_type)], body) }),
-        );
+        router = router.route(path, get(move || async move { ([(header::CONTENT_TYPE, content_type)], body) }));
         if *path == "/index.html" {
-            router = router.route(
-                "/",
-                get(move || async move { ([(header::CONTENT_TYPE, content_type)], body) }),
-            );
+            router = router.route("/", get(move || async move { ([(header::CONTENT_TYPE, content_type)], body) }));
         }
     }
     router

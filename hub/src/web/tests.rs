@@ -7,29 +7,27 @@ use tower::ServiceExt;
 use super::*;
 use crate::store::SqliteStore;
 
+async fn state_in(dir: &std::path::Path) -> WebState {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("w.db"), 2).await.unwrap());
+    let config = crate::config::Config::default();
+    let directory = crate::directory::Directory::new(store.clone(), config.pbx.extension_range);
+    let auth = Auth::new(store.clone(), directory, &config.auth, "https://hub.test").unwrap();
+    let origin = OriginPolicy { fixed: Some("https://hub.test".into()) };
+    WebState::new(store, auth, Key::generate(), RateLimiter::new(5), origin)
+}
+
 async fn app() -> (Router, WebState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&dir.path().join("w.db"), 2)
-            .await
-            .unwrap(),
-    );
-    let state = WebState::new(store);
+    let state = state_in(dir.path()).await;
     let webapp = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../webapp");
     (router(state.clone(), &webapp), state, dir)
 }
 
 async fn get(app: &Router, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
-    let res = app
-        .clone()
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let res = app.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
-    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
-        .await
-        .unwrap();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
     (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
 
@@ -43,11 +41,7 @@ async fn health_endpoints() {
     let (status, _, body) = get(&app, "/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains("store: "), "{body}");
-    assert_eq!(
-        get(&app, "/healthz").await.0,
-        StatusCode::OK,
-        "liveness does not depend on the store"
-    );
+    assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK, "liveness does not depend on the store");
 }
 
 #[tokio::test]
@@ -58,22 +52,9 @@ async fn metrics_count_requests_by_route_and_status() {
     get(&app, "/no/such/page").await;
     let (status, headers, text) = get(&app, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(
-        headers[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4")
-    );
-    assert!(
-        text.contains(
-            "hub_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 2"
-        ),
-        "{text}"
-    );
-    assert!(
-        text.contains("hub_http_requests_total{route=\"static\",method=\"GET\",status=\"404\"} 1"),
-        "{text}"
-    );
+    assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(text.contains("hub_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 2"), "{text}");
+    assert!(text.contains("hub_http_requests_total{route=\"static\",method=\"GET\",status=\"404\"} 1"), "{text}");
     assert!(text.contains("hub_build_info{version=\""), "{text}");
     assert!(text.contains("hub_uptime_seconds "), "{text}");
 }
@@ -85,12 +66,7 @@ async fn serves_the_webapp_with_security_headers() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("<title>"), "{body}");
     assert_eq!(headers["x-content-type-options"], "nosniff");
-    assert!(
-        headers["content-security-policy"]
-            .to_str()
-            .unwrap()
-            .contains("default-src 'self'")
-    );
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("default-src 'self'"));
     let (status, _, body) = get(&app, "/api/status").await;
     assert_eq!(status, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -101,20 +77,10 @@ async fn serves_the_webapp_with_security_headers() {
 #[tokio::test]
 async fn falls_back_to_the_built_in_webapp() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&dir.path().join("w.db"), 2)
-            .await
-            .unwrap(),
-    );
-    let app = router(WebState::new(store), &dir.path().join("no-webapp-here"));
+    let app = router(state_in(dir.path()).await, &dir.path().join("no-webapp-here"));
     let (status, headers, body) = get(&app, "/").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(
-        headers[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
     assert!(body.contains("<title>"));
-    assert_eq!(get(&app, "/status.js").await.0, StatusCode::OK);
+    assert_eq!(get(&app, "/app.js").await.0, StatusCode::OK);
 }

@@ -79,21 +79,12 @@ pub fn prepare(web: &WebConfig, data_dir: &Path) -> Result<Tls, TlsError> {
     let certs = load_certs(&cert_path)?;
     let key = load_key(&key_path)?;
     let fingerprint = fingerprint(&certs[0]);
-    let mut config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Load {
-            what: "key",
-            path: key_path.clone(),
-            reason: format!("does not fit the certificate: {e}"),
+    let mut config =
+        rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).map_err(|e| {
+            TlsError::Load { what: "key", path: key_path.clone(), reason: format!("does not fit the certificate: {e}") }
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Tls {
-        server_config: Arc::new(config),
-        fingerprint,
-        source,
-        cert_path,
-    })
+    Ok(Tls { server_config: Arc::new(config), fingerprint, source, cert_path })
 }
 
 /// Checks that a configured certificate and key can be used, without serving: for
@@ -107,15 +98,10 @@ pub fn check_files(web: &WebConfig) -> Result<(), TlsError> {
 }
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let err = |reason: String| TlsError::Load {
-        what: "certificate",
-        path: path.to_path_buf(),
-        reason,
-    };
+    let err = |reason: String| TlsError::Load { what: "certificate", path: path.to_path_buf(), reason };
     let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(e.to_string()))?;
+    let certs =
+        CertificateDer::pem_slice_iter(&bytes).collect::<Result<Vec<_>, _>>().map_err(|e| err(e.to_string()))?;
     if certs.is_empty() {
         return Err(err("no PEM certificate in the file".into()));
     }
@@ -123,44 +109,23 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let err = |reason: String| TlsError::Load {
-        what: "key",
-        path: path.to_path_buf(),
-        reason,
-    };
+    let err = |reason: String| TlsError::Load { what: "key", path: path.to_path_buf(), reason };
     let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    PrivateKeyDer::from_pem_slice(&bytes)
-        .map_err(|e| err(format!("no usable PEM private key ({e})")))
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| err(format!("no usable PEM private key ({e})")))
 }
 
 /// `AA:BB:…` SHA-256 of a DER certificate.
 pub fn fingerprint(cert: &[u8]) -> String {
-    Sha256::digest(cert)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    Sha256::digest(cert).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
 fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {
-    let names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
-    let certified =
-        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Setup(e.to_string()))?;
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let certified = rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Setup(e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write { path: dir.to_path_buf(), source })?;
     // Key first: a crash between the two writes leaves no certificate, so the next start
     // generates a fresh pair instead of pairing a new certificate with an old key.
-    write_atomic(
-        key_path,
-        certified.signing_key.serialize_pem().as_bytes(),
-        0o600,
-    )?;
+    write_atomic(key_path, certified.signing_key.serialize_pem().as_bytes(), 0o600)?;
     write_atomic(cert_path, certified.cert.pem().as_bytes(), 0o644)?;
     Ok(())
 }
@@ -168,10 +133,7 @@ fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
 /// Temp file in the same directory, fsync, rename: a crash leaves the old file or the new
 /// one, never half of either.
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
-    let werr = |source| TlsError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+    let werr = |source| TlsError::Write { path: path.to_path_buf(), source };
     let tmp = path.with_extension("pem.tmp");
     let mut f = open_with_mode(&tmp, mode).map_err(werr)?;
     f.write_all(bytes).map_err(werr)?;
@@ -184,12 +146,7 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
 #[cfg(unix)]
 fn open_with_mode(path: &Path, mode: u32) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
+    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path)
 }
 
 #[cfg(not(unix))]
@@ -219,15 +176,8 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("tls/key.pem"))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(
-                mode & 0o777,
-                0o600,
-                "private key readable by its owner only"
-            );
+            let mode = std::fs::metadata(dir.path().join("tls/key.pem")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "private key readable by its owner only");
         }
     }
 
@@ -237,28 +187,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let garbage = dir.path().join("garbage.pem");
         std::fs::write(&garbage, "not a certificate").unwrap();
-        let web = WebConfig {
-            tls_cert: Some(garbage.clone()),
-            tls_key: Some(garbage.clone()),
-            ..Default::default()
-        };
+        let web = WebConfig { tls_cert: Some(garbage.clone()), tls_key: Some(garbage.clone()), ..Default::default() };
         let e = prepare(&web, dir.path()).err().unwrap().to_string();
-        assert_eq!(
-            e,
-            format!(
-                "cannot use TLS certificate {}: no PEM certificate in the file",
-                garbage.display()
-            )
-        );
-        let web = WebConfig {
-            tls_cert: Some(dir.path().join("missing.pem")),
-            tls_key: Some(garbage),
-            ..Default::default()
-        };
+        assert_eq!(e, format!("cannot use TLS certificate {}: no PEM certificate in the file", garbage.display()));
+        let web =
+            WebConfig { tls_cert: Some(dir.path().join("missing.pem")), tls_key: Some(garbage), ..Default::default() };
         let e = check_files(&web).unwrap_err().to_string();
-        assert!(
-            e.starts_with("cannot use TLS certificate ") && e.contains("missing.pem: No such file"),
-            "{e}"
-        );
+        assert!(e.starts_with("cannot use TLS certificate ") && e.contains("missing.pem: No such file"), "{e}");
     }
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod idp;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,10 +43,25 @@ pub fn run(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// Stdout and stderr of an output, for assertions and failure messages.
 pub fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// Collects a child's stdout and stderr lines, in a shared log and as a stream of events.
+pub fn capture_output(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, mpsc::Receiver<String>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let streams: [Box<dyn std::io::Read + Send>; 2] =
+        [Box::new(child.stderr.take().expect("piped stderr")), Box::new(child.stdout.take().expect("piped stdout"))];
+    for stream in streams {
+        let (log, tx) = (log.clone(), tx.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                log.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+    }
+    (log, rx)
 }
 
 /// A running `hub serve` and everything it logged so far.
@@ -73,38 +90,15 @@ impl Hub {
 
     /// Like [`Hub::start`], but returns the log instead of panicking when the hub exits or
     /// never gets to listening.
-    pub fn try_start(
-        dir: &Path,
-        extra: &[&str],
-        env: &[(&str, &str)],
-    ) -> Result<Hub, (String, Vec<String>)> {
+    pub fn try_start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Hub, (String, Vec<String>)> {
         let mut cmd = hub_cmd(dir);
-        cmd.args(["--bind", "127.0.0.1:0", "--log-format", "json", "serve"])
-            .args(extra);
+        cmd.args(["--bind", "127.0.0.1:0", "--log-format", "json", "serve"]).args(extra);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn hub");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        for stream in [
-            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stdout.take().unwrap()),
-        ] {
-            let (log, tx) = (log.clone(), tx.clone());
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(line.clone());
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        drop(tx);
+        let mut child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn hub");
+        let (log, rx) = capture_output(&mut child);
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -112,13 +106,7 @@ impl Hub {
                 Ok(line) => {
                     if let Some(addr) = event_field(&line, "listening", "addr") {
                         let addr = addr.parse().expect("listening addr");
-                        return Ok(Hub {
-                            child,
-                            addr,
-                            dir: dir.to_path_buf(),
-                            log,
-                            lines: rx,
-                        });
+                        return Ok(Hub { child, addr, dir: dir.to_path_buf(), log, lines: rx });
                     }
                 }
                 Err(_) => {
@@ -156,25 +144,30 @@ impl Hub {
     /// Waits until a log line with `message` arrives; returns it.
     pub fn wait_for(&self, message: &str) -> String {
         let deadline = Instant::now() + WAIT;
-        if let Some(l) = self
-            .log()
-            .into_iter()
-            .find(|l| event_message(l).as_deref() == Some(message))
-        {
+        if let Some(l) = self.log().into_iter().find(|l| event_message(l).as_deref() == Some(message)) {
             return l;
         }
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
+        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             if event_message(&line).as_deref() == Some(message) {
                 return line;
             }
         }
-        panic!(
-            "no {message:?} event within {WAIT:?}\n--- hub log ---\n{}",
-            self.log().join("\n")
-        );
+        panic!("no {message:?} event within {WAIT:?}\n--- hub log ---\n{}", self.log().join("\n"));
+    }
+
+    /// Waits until a log line with `message` whose `field` equals `value` arrives.
+    pub fn wait_for_event(&self, message: &str, field: &str, value: &str) -> String {
+        let matches = |l: &str| event_field(l, message, field).as_deref() == Some(value);
+        let deadline = Instant::now() + WAIT;
+        if let Some(l) = self.log().into_iter().find(|l| matches(l)) {
+            return l;
+        }
+        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if matches(&line) {
+                return line;
+            }
+        }
+        panic!("no {message:?} event with {field}={value} within {WAIT:?}\n--- hub log ---\n{}", self.log().join("\n"));
     }
 
     /// The process id, for signals.
@@ -186,11 +179,7 @@ impl Hub {
     /// long the hub took to exit.
     pub fn stop(mut self, signal: &str) -> (ExitStatus, Duration, Vec<String>) {
         let start = Instant::now();
-        let ok = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
+        let ok = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
         assert!(ok.success(), "kill -{signal} failed");
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -198,11 +187,7 @@ impl Hub {
                 while self.lines.recv_timeout(Duration::from_millis(200)).is_ok() {}
                 return (status, start.elapsed(), self.log());
             }
-            assert!(
-                start.elapsed() < WAIT,
-                "hub did not exit after SIG{signal}\n{}",
-                self.log().join("\n")
-            );
+            assert!(start.elapsed() < WAIT, "hub did not exit after SIG{signal}\n{}", self.log().join("\n"));
             std::thread::sleep(Duration::from_millis(10));
         }
     }
