@@ -6,3 +6,4 @@ mod config;
 mod demo;
 mod serve;
 mod signin;
+mod webapp;

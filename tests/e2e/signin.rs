@@ -123,6 +123,11 @@ async fn sessions_on_several_devices_and_signing_out() {
     assert_eq!(fetch_me(&tablet, &hub).await.0, 401);
     assert_eq!(fetch_me(&phone, &hub).await.0, 200);
 
+    let audit = crate::common::audit_log(&hub.dir).await;
+    let actions: Vec<_> = audit.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions[..2], ["session.end", "session.logout"], "{actions:?}");
+    assert!(audit.iter().filter(|e| e.action == "session.login").all(|e| e.ip.as_deref() == Some("127.0.0.1")));
+
     // The sysadmin sees one session, then signs alice out everywhere.
     let out = run(dir.path(), &["users", "sessions", "alice", "--json"], &[]);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&text(&out).0).unwrap().as_array().unwrap().len(), 1);
@@ -211,6 +216,14 @@ async fn tampered_and_replayed_callbacks_are_refused() {
     assert_eq!(status, 400);
     hub.wait_for_event("sign-in failed", "kind", "token_rejected");
     assert_eq!(fetch_me(&other, &hub).await.0, 401);
+    let audit = crate::common::audit_log(&hub.dir).await;
+    let kinds: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "session.login_failed")
+        .map(|e| e.detail.split(':').next().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["token_rejected", "unknown_state", "unknown_state"], "newest first");
+    assert_eq!(audit.iter().filter(|e| e.action == "session.login").count(), 1);
 }
 
 #[tokio::test]
@@ -239,6 +252,14 @@ async fn misbehaving_id_tokens_are_refused() {
         assert!(failures.iter().any(|f| f.contains(want)), "{mode}: no reason mentioning {want:?} in {failures:#?}");
     }
     assert!(failures.iter().all(|f| !f.contains("eyJ")), "no token in the log: {failures:#?}");
+    let audit = crate::common::audit_log(&hub.dir).await;
+    let refused: Vec<_> = audit.iter().filter(|e| e.action == "session.login_failed").collect();
+    assert_eq!(refused.len(), 7, "{audit:#?}");
+    for e in &refused {
+        assert!(e.detail.starts_with("invalid_id_token: "), "{e:?}");
+        assert_eq!(e.ip.as_deref(), Some("127.0.0.1"));
+        assert!(!e.detail.contains("eyJ"), "no token in the audit log: {e:?}");
+    }
     // And a well-behaved provider signs people in again.
     idp.set_id_token_mode(None).await;
     assert_eq!(sign_in(&browser(&hub), &hub, "alice").await.status(), 303);

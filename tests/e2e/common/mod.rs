@@ -200,6 +200,14 @@ impl Drop for Hub {
     }
 }
 
+/// The audit log of the hub whose working directory is `dir`, newest first (read through the
+/// hub's own store code, next to the running hub).
+pub async fn audit_log(dir: &Path) -> Vec<hub::model::AuditEntry> {
+    use hub::store::AuditStore;
+    let store = hub::store::SqliteStore::open(&dir.join("data/hub.db"), 1).await.expect("open the hub's database");
+    store.audit_entries(None, 1000).await.unwrap()
+}
+
 /// The `message` of a JSON log line.
 pub fn event_message(line: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
