@@ -113,6 +113,7 @@ async function refreshAccount() {
   renderAccount(await res.json());
   $("signin").hidden = true;
   $("account").hidden = false;
+  document.dispatchEvent(new Event("hub:signed-in"));
 }
 
 async function endSession(id) {

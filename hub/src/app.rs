@@ -11,11 +11,12 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
+use crate::calls::Calls;
 use crate::cli::{self, Cli, Command, ConfigCommand, Exit};
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::directory::Directory;
 use crate::store::{self, Store};
-use crate::web::{self, OriginPolicy, RateLimiter, WebState, tls};
+use crate::web::{self, OriginPolicy, RateLimiter, Services, Settings, WebState, tls};
 
 /// Entry point of the `hub` binary.
 pub fn main() -> ExitCode {
@@ -125,7 +126,7 @@ enum StartError {
 /// `hub serve`: runs until SIGINT or SIGTERM, then drains and stops.
 async fn serve(config: Config) -> Exit {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let Started { listener, tls, store, state } = match start(&config).await {
+    let Started { listener, tls, store, parts } = match start(&config).await {
         Ok(started) => started,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
@@ -134,16 +135,26 @@ async fn serve(config: Config) -> Exit {
         }
     };
     let cancel = CancellationToken::new();
+    let stopping = CancellationToken::new();
+    let (calls, calls_task) = Calls::start(config.calls.clone(), store.clone(), cancel.clone());
+    let services = Services { store: store.clone(), auth: parts.auth, calls, shutdown: stopping.clone() };
+    let state = WebState::new(services, parts.settings);
     let purgers = [
         state.auth.sessions().spawn_purger(PURGE_EVERY, cancel.clone()),
         spawn_attempt_purger(state.auth.clone(), cancel.clone()),
     ];
     let app = web::router(state, &config.web.webapp_dir);
-    let result = web::serve(listener, tls, app, shutdown_signal(), config.web.shutdown_grace).await;
+    let on_signal = async move {
+        shutdown_signal().await;
+        stopping.cancel();
+    };
+    let result = web::serve(listener, tls, app, on_signal, config.web.shutdown_grace).await;
     cancel.cancel();
     for task in purgers {
         let _ = task.await;
     }
+    // The controller ends live calls and writes their records before the store closes.
+    let _ = calls_task.await;
     if tokio::time::timeout(Duration::from_secs(1), store.close()).await.is_err() {
         tracing::warn!("store did not close within 1s");
     }
@@ -181,7 +192,13 @@ struct Started {
     listener: std::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     store: Arc<dyn Store>,
-    state: WebState,
+    parts: Parts,
+}
+
+/// What the web state is built from once the controller runs.
+struct Parts {
+    auth: Auth,
+    settings: Settings,
 }
 
 /// Everything that can fail before serving, in an order that leaves nothing half-done.
@@ -207,8 +224,9 @@ async fn start(config: &Config) -> Result<Started, StartError> {
         "TLS certificate (SHA-256)"
     );
     tracing::info!(addr = %local, url = %format!("{origin}/"), store = store.backend_name(), auth = mode, "listening");
-    let state = WebState::new(store.clone(), auth, cookie_key, limiter, policy);
-    Ok(Started { listener, tls: tls.server_config, store, state })
+    let settings =
+        Settings { cookie_key, limiter, origin: policy, media: config.media.clone(), calls: config.calls.clone() };
+    Ok(Started { listener, tls: tls.server_config, store, parts: Parts { auth, settings } })
 }
 
 /// Creates the data directory if needed and proves it can be written.

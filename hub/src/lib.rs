@@ -9,12 +9,14 @@
 //! L0  model, config        ids, records, typed config (config uses model's value types)
 //! L1  store                storage role traits; SQLite and MongoDB backends
 //! L2  directory, auth      users, extensions, numbers; sign-in and sessions (auth uses directory)
+//! L3  calls                browser calls: state machine, controller, signaling protocol
 //! L5  web, cli             thin adapters (HTTPS + JSON; the `hub` command line)
 //! L6  app                  composition root: the only place that picks concrete backends
 //! ```
 
 pub mod app;
 pub mod auth;
+pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod directory;

@@ -17,7 +17,7 @@ use hub::config::Config;
 use hub::directory::Directory;
 use hub::model::{NewUser, SessionToken};
 use hub::store::{SqliteStore, Store};
-use hub::web::{OriginPolicy, RateLimiter, SignedIn, WebState};
+use hub::web::{OriginPolicy, RateLimiter, Services, Settings, SignedIn, WebState};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -73,8 +73,22 @@ async fn run() {
     report::latency("store lookup (Sessions::check)       ", &mut samples);
 
     let key = Key::generate();
-    let state =
-        WebState::new(store.clone(), auth.clone(), key.clone(), RateLimiter::new(30), OriginPolicy { fixed: None });
+    let (calls, _) =
+        hub::calls::Calls::start(config.calls.clone(), store.clone(), tokio_util::sync::CancellationToken::new());
+    let services = Services {
+        store: store.clone(),
+        auth: auth.clone(),
+        calls,
+        shutdown: tokio_util::sync::CancellationToken::new(),
+    };
+    let settings = Settings {
+        cookie_key: key.clone(),
+        limiter: RateLimiter::new(30),
+        origin: OriginPolicy { fixed: None },
+        media: config.media.clone(),
+        calls: config.calls.clone(),
+    };
+    let state = WebState::new(services, settings);
     let mut samples = Vec::with_capacity(CHECKS);
     for _ in 0..CHECKS {
         let token = &tokens[rng.random_range(0..tokens.len())];

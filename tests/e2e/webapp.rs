@@ -38,6 +38,57 @@ pub fn run_scenario(script: &str, hub: &Hub, env: &[(&str, &str)]) {
     );
 }
 
+/// The call records the hub wrote, newest first.
+async fn records(hub: &Hub) -> Vec<hub::model::CallRecord> {
+    use hub::store::CallLogStore;
+    let store = hub::store::SqliteStore::open(&hub.dir.join("data/hub.db"), 1).await.unwrap();
+    for _ in 0..100 {
+        let r = store.call_records(None, 100).await.unwrap();
+        if !r.is_empty() {
+            return r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no call record\n{}", hub.log().join("\n"));
+}
+
+async fn call_scenario(scenario: &str, hub_env: &[(&str, &str)]) -> Vec<hub::model::CallRecord> {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path(), &[], hub_env);
+    run_scenario("calls.mjs", &hub, &[("SCENARIO", scenario)]);
+    records(&hub).await
+}
+
+#[tokio::test]
+async fn a_call_rings_every_tab_is_answered_on_one_and_audio_flows_both_ways() {
+    let records = call_scenario("answer", &[]).await;
+    let r = &records[0];
+    assert_eq!(r.outcome, hub::model::CallOutcome::Completed);
+    assert!(r.answered_at.is_some() && r.ended_at >= r.answered_at.unwrap());
+    assert_eq!(r.devices.len(), 3, "the caller's tab and both of the callee's tabs: {r:?}");
+}
+
+#[tokio::test]
+async fn a_declined_call() {
+    assert_eq!(call_scenario("decline", &[]).await[0].outcome, hub::model::CallOutcome::Declined);
+}
+
+#[tokio::test]
+async fn a_call_cancelled_by_the_caller() {
+    assert_eq!(call_scenario("cancel", &[]).await[0].outcome, hub::model::CallOutcome::Cancelled);
+}
+
+#[tokio::test]
+async fn an_unanswered_call() {
+    let r = call_scenario("no_answer", &[("HUB_CALLS__RING_TIMEOUT", "3s")]).await;
+    assert_eq!(r[0].outcome, hub::model::CallOutcome::NoAnswer);
+}
+
+#[tokio::test]
+async fn closing_the_tab_mid_call() {
+    assert_eq!(call_scenario("close_tab", &[]).await[0].outcome, hub::model::CallOutcome::Failed);
+}
+
 #[test]
 fn account_page_signs_in_lists_devices_and_signs_out() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@
 //! and unknown `HUB_*` variables are warnings, never silently ignored.
 
 mod auth;
+mod calls;
 mod error;
 mod ivr;
 mod layers;
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use auth::{AuthConfig, ClaimsConfig};
+pub use calls::CallsConfig;
 pub use error::{ConfigError, Origin};
 pub use ivr::IvrConfig;
 pub use media::MediaConfig;
@@ -45,6 +47,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Identity provider and sessions.
     pub auth: AuthConfig,
+    /// Browser-to-browser calls.
+    pub calls: CallsConfig,
     /// Asterisk provisioning and AMI.
     pub pbx: PbxConfig,
     /// The hub's SIP user agent.
@@ -117,6 +121,7 @@ impl Config {
         self.web.check(&mut out);
         self.store.check(&mut out);
         self.auth.check(&mut out);
+        self.calls.check(&mut out);
         self.pbx.check(&mut out);
         self.sip.check(&mut out);
         self.media.check(&mut out);

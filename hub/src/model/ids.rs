@@ -42,6 +42,10 @@ string_id!(
     UserId
 );
 string_id!(
+    /// Identifies a call, from the first ring to its record in the call log.
+    CallId
+);
+string_id!(
     /// Identifies a voicemail message.
     MessageId
 );

@@ -46,7 +46,7 @@ mod user;
 
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use call_record::{CallOutcome, CallPath, CallRecord};
-pub use ids::{Extension, ExtensionError, MessageId, RecordId, SessionId, SessionToken, UserId};
+pub use ids::{CallId, Extension, ExtensionError, MessageId, RecordId, SessionId, SessionToken, UserId};
 pub use mailbox::{MailboxMessage, NewMailboxMessage};
 pub use secret::{REDACTED, Secret};
 pub use session::Session;

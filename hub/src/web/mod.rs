@@ -6,13 +6,15 @@
 //!          → same-origin guard (writes, WebSocket upgrades)
 //!          → /healthz /readyz /metrics /api/status
 //!            /auth/login /auth/callback /auth/demo /logout   (sign-in; rate limited per address)
-//!            /api/me …                                        (SignedIn: cookie → session → user)
+//!            /api/me …  /api/directory                       (SignedIn: cookie → session → user)
+//!            /ws                                               (signaling WebSocket, one per tab)
 //!            webapp/ (static, embedded fallback)
 //! ```
 
 mod auth_routes;
 mod client;
 pub mod cookies;
+mod directory;
 mod error;
 mod health;
 mod me;
@@ -24,6 +26,7 @@ mod server;
 mod signed_in;
 mod static_files;
 pub mod tls;
+pub mod ws;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -33,10 +36,13 @@ use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::routing::{delete, get, post};
 use axum_extra::extract::cookie::Key;
+use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Auth;
+use crate::calls::Calls;
+use crate::config::{CallsConfig, MediaConfig};
 use crate::store::Store;
 
 pub use error::ApiError;
@@ -46,29 +52,76 @@ pub use ratelimit::RateLimiter;
 pub use server::{ServeError, serve};
 pub use signed_in::SignedIn;
 
-/// What handlers share. Cheap to clone: every field is a handle.
+/// What handlers share. Cheap to clone: every field is a handle or small config.
 #[derive(Clone)]
 pub struct WebState {
-    /// The store, for readiness checks.
+    /// The store, for readiness checks and directory look-ups.
     pub store: Arc<dyn Store>,
     /// Sign-in and sessions.
     pub auth: Auth,
+    /// Browser calls.
+    pub calls: Calls,
     /// Encrypts the session cookie.
     pub cookie_key: Key,
     /// Limits sign-in attempts per client address.
     pub limiter: RateLimiter,
     /// Which origin may send writes and open WebSockets.
     pub origin: OriginPolicy,
+    /// STUN/TURN settings handed to browsers.
+    pub media: Arc<MediaConfig>,
+    /// Ring timeout and signaling limits.
+    pub calls_config: Arc<CallsConfig>,
+    /// Fires when the hub stops: long-lived connections (WebSockets) close at once instead
+    /// of holding the shutdown up.
+    pub shutdown: CancellationToken,
     /// Request counters for `/metrics`.
     pub metrics: HttpMetrics,
     /// When the hub started, for uptime.
     pub started: Instant,
 }
 
+/// The domain services the web layer adapts.
+pub struct Services {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Sign-in and sessions.
+    pub auth: Auth,
+    /// Browser calls.
+    pub calls: Calls,
+    /// The hub's stop signal.
+    pub shutdown: CancellationToken,
+}
+
+/// Web-only settings.
+pub struct Settings {
+    /// Cookie encryption key.
+    pub cookie_key: Key,
+    /// Sign-in rate limiter.
+    pub limiter: RateLimiter,
+    /// Same-origin policy.
+    pub origin: OriginPolicy,
+    /// ICE servers.
+    pub media: MediaConfig,
+    /// Call limits.
+    pub calls: CallsConfig,
+}
+
 impl WebState {
     /// State for a hub that started now.
-    pub fn new(store: Arc<dyn Store>, auth: Auth, cookie_key: Key, limiter: RateLimiter, origin: OriginPolicy) -> Self {
-        Self { store, auth, cookie_key, limiter, origin, metrics: HttpMetrics::default(), started: Instant::now() }
+    pub fn new(services: Services, settings: Settings) -> Self {
+        Self {
+            store: services.store,
+            auth: services.auth,
+            calls: services.calls,
+            cookie_key: settings.cookie_key,
+            limiter: settings.limiter,
+            origin: settings.origin,
+            media: Arc::new(settings.media),
+            calls_config: Arc::new(settings.calls),
+            shutdown: services.shutdown,
+            metrics: HttpMetrics::default(),
+            started: Instant::now(),
+        }
     }
 }
 
@@ -88,6 +141,8 @@ pub fn router(state: WebState, webapp_dir: &Path) -> Router {
         .route("/api/me", get(me::me))
         .route("/api/me/sessions/{id}", delete(me::end_session))
         .route("/api/me/logout-all", post(me::logout_all))
+        .route("/api/directory", get(directory::search))
+        .route("/ws", get(ws::upgrade))
         .fallback_service(static_files::service(webapp_dir))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(origin, origin::same_origin))

@@ -14,6 +14,7 @@ const EMBEDDED: &[(&str, &str, &str)] = &[
     ("/index.html", "text/html; charset=utf-8", include_str!("../../../webapp/index.html")),
     ("/hub.css", "text/css; charset=utf-8", include_str!("../../../webapp/hub.css")),
     ("/app.js", "text/javascript; charset=utf-8", include_str!("../../../webapp/app.js")),
+    ("/phone.js", "text/javascript; charset=utf-8", include_str!("../../../webapp/phone.js")),
 ];
 
 /// A service for everything no API route matched.

@@ -12,8 +12,16 @@ async fn state_in(dir: &std::path::Path) -> WebState {
     let config = crate::config::Config::default();
     let directory = crate::directory::Directory::new(store.clone(), config.pbx.extension_range);
     let auth = Auth::new(store.clone(), directory, &config.auth, "https://hub.test").unwrap();
+    let (calls, _) = Calls::start(config.calls.clone(), store.clone(), tokio_util::sync::CancellationToken::new());
     let origin = OriginPolicy { fixed: Some("https://hub.test".into()) };
-    WebState::new(store, auth, Key::generate(), RateLimiter::new(5), origin)
+    let settings = Settings {
+        cookie_key: Key::generate(),
+        limiter: RateLimiter::new(5),
+        origin,
+        media: config.media,
+        calls: config.calls,
+    };
+    WebState::new(Services { store, auth, calls, shutdown: tokio_util::sync::CancellationToken::new() }, settings)
 }
 
 async fn app() -> (Router, WebState, tempfile::TempDir) {

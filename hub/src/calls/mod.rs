@@ -1,0 +1,10 @@
+//! Browser-to-browser calls (L3): the state machine, the controller that owns every live
+//! call, the signaling protocol and ICE servers. The hub carries signaling only; media flows
+//! peer to peer between the browsers.
+
+mod controller;
+pub mod ice;
+pub mod signal;
+pub mod state;
+
+pub use controller::{Calls, DEVICE_QUEUE, DeviceInfo, Presence, Stats, Stopped};
