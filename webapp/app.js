@@ -113,6 +113,8 @@ async function refreshAccount() {
   renderAccount(await res.json());
   $("signin").hidden = true;
   $("account").hidden = false;
+  // phone.js may still be loading: it also checks this flag when it starts.
+  window.hubSignedIn = true;
   document.dispatchEvent(new Event("hub:signed-in"));
 }
 

@@ -435,10 +435,13 @@
   $("hold").addEventListener("click", toggleHold);
   $("video-toggle").addEventListener("click", () => toggleVideo().catch((e) => console.error(e)));
 
-  // Start once app.js knows the person is signed in.
-  document.addEventListener("hub:signed-in", () => {
+  // Start once app.js knows the person is signed in (it may have found out before this
+  // script ran, hence the flag as well as the event).
+  function start() {
     $("phone").hidden = false;
     if (!phone.ws) connect();
     search().catch(() => {});
-  });
+  }
+  document.addEventListener("hub:signed-in", start);
+  if (window.hubSignedIn) start();
 })();

@@ -24,7 +24,7 @@ fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{} · Hub</title>\n<link rel=\"stylesheet\" href=\"/hub.css\">\n</head>\n<body>\n\
+         <title>{} · Hub</title>\n<link rel=\"icon\" href=\"data:,\">\n<link rel=\"stylesheet\" href=\"/hub.css\">\n</head>\n<body>\n\
          <header><h1><a href=\"/\">Hub</a></h1></header>\n<main>\n{body}\n</main>\n</body>\n</html>\n",
         escape(title)
     )
