@@ -5,5 +5,6 @@ mod common;
 mod config;
 mod demo;
 mod serve;
+mod signaling;
 mod signin;
 mod webapp;

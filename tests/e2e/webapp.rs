@@ -69,6 +69,23 @@ async fn a_call_rings_every_tab_is_answered_on_one_and_audio_flows_both_ways() {
 }
 
 #[tokio::test]
+async fn media_flows_through_a_real_turn_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let turn = crate::common::turn::Turn::start(dir.path());
+    let url = format!("turn:127.0.0.1:{}?transport=udp", turn.port);
+    let env = [("HUB_MEDIA__TURN_URLS", url.as_str()), ("HUB_MEDIA__TURN_SECRET", crate::common::turn::SECRET)];
+    let hub = Hub::start(dir.path(), &[], &env);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_scenario("calls.mjs", &hub, &[("SCENARIO", "answer"), ("ICE_POLICY", "relay")]);
+    }));
+    if let Err(e) = result {
+        eprintln!("--- coturn log ---\n{}", turn.log());
+        std::panic::resume_unwind(e);
+    }
+    assert_eq!(records(&hub).await[0].outcome, hub::model::CallOutcome::Completed);
+}
+
+#[tokio::test]
 async fn a_declined_call() {
     assert_eq!(call_scenario("decline", &[]).await[0].outcome, hub::model::CallOutcome::Declined);
 }

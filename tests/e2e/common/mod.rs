@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod idp;
+pub mod turn;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
