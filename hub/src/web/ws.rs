@@ -41,8 +41,12 @@ pub(super) async fn upgrade(
     client: Client,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // Small buffers: signaling messages are small, and ten thousand idle tabs must not each
+    // hold the 128 KiB tungstenite reserves by default.
     ws.max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| connection(socket, state, me, client))
 }
 
