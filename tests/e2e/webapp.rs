@@ -107,6 +107,14 @@ async fn closing_the_tab_mid_call() {
 }
 
 #[test]
+fn a_blocked_microphone_is_explained_and_rings_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path(), &[], &[]);
+    run_scenario("media-denied.mjs", &hub, &[]);
+    assert!(!hub.log().iter().any(|l| l.contains("\"ringing\"")), "no call was placed");
+}
+
+#[test]
 fn account_page_signs_in_lists_devices_and_signs_out() {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::start(dir.path(), &[], &[]);

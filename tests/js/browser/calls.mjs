@@ -144,9 +144,23 @@ await run(async (browser, pages) => {
   await bob.page.click("#hold");
   await audioFlows(alice2.page, "Alice after resume");
 
+  step("Bob turns his video on: renegotiation through the hub, Alice sees him");
+  await bob.page.click("#video-toggle");
+  await alice2.page.locator("#remote-video").waitFor({ state: "visible" });
+  await alice2.page.waitForFunction(() => {
+    const v = document.getElementById("remote-video");
+    return v.videoWidth > 0;
+  }, null, { timeout: WAIT_MS });
+  await audioFlows(alice2.page, "Alice with video");
+
   step("Bob hangs up");
   await bob.page.click("#hangup");
   await waitText(alice2.page, "notice", "Call ended");
   check(await alice2.page.locator("#call").isHidden(), "Alice's call view closed");
   check(await bob.page.locator("#call").isHidden(), "Bob's call view closed");
+
+  step("a dropped signaling connection is shown and recovers by itself");
+  await alice.page.evaluate(() => window.hubPhone.ws.close());
+  await waitText(alice.page, "ws-state", "Reconnecting");
+  await waitText(alice.page, "ws-state", "Ready to call.");
 });

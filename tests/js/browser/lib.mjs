@@ -5,16 +5,16 @@ import { chromium } from "playwright-core";
 
 export const WAIT_MS = 15000;
 
-export async function launch() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-      "--allow-loopback-in-peer-connection",
-    ],
-  });
+// With `denyMedia`, the fake permission prompt is left out: headless Chromium then refuses
+// microphone access, as a person clicking "Block" would.
+export async function launch({ denyMedia = false } = {}) {
+  const args = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-device-for-media-stream", "--allow-loopback-in-peer-connection",
+  ];
+  if (!denyMedia) args.push("--use-fake-ui-for-media-stream");
+  return chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args });
 }
 
 // A browser context = one device with its own cookies.
@@ -36,8 +36,8 @@ export function check(condition, message) {
 }
 
 // Runs a scenario; exit code 0 on success, 1 with the error (and a screenshot when asked).
-export async function run(scenario) {
-  const browser = await launch();
+export async function run(scenario, options = {}) {
+  const browser = await launch(options);
   const pages = [];
   try {
     await scenario(browser, pages);
