@@ -8,7 +8,8 @@
 //! ```text
 //! L0  model, config        ids, records, typed config (config uses model's value types)
 //! L1  store                storage role traits; SQLite and MongoDB backends
-//! L2  directory, auth      users, extensions, numbers; sign-in and sessions (auth uses directory)
+//! L2  directory, auth, pbx users, extensions, numbers; sign-in and sessions (auth uses directory);
+//!                          Asterisk (AMI codec)
 //! L3  calls                browser calls: state machine, controller, signaling protocol
 //! L5  web, cli             thin adapters (HTTPS + JSON; the `hub` command line)
 //! L6  app                  composition root: the only place that picks concrete backends
@@ -21,5 +22,6 @@ pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod model;
+pub mod pbx;
 pub mod store;
 pub mod web;
