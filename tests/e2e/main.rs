@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `hub` binary, started by the tests on 127.0.0.1.
 
+mod ami;
 mod cli;
 mod common;
 mod config;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod ami_replay;
 pub mod idp;
 pub mod turn;
 

@@ -1,0 +1,195 @@
+//! A logged-in AMI session for commands: each action gets an `ActionID` and its answer is the
+//! `Response` carrying that id; events that arrive meanwhile (including event-list items and
+//! `OriginateResponse`, which carry ActionIDs but are events) are kept apart.
+//!
+//! What real Asterisk 22 does that this relies on (see the fixtures): a failed login is
+//! answered after about a second and the socket is then closed; without `Events: off` a
+//! login turns every event on; event lists are a `Response` with `EventList: start`, items,
+//! and an `…Complete` event; `Command` output comes as `Output:` headers and success shows
+//! only in `Response:`.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use md5::{Digest, Md5};
+use tokio::time::Instant;
+
+use super::connection::Connection;
+use super::frame::{FrameError, Kind, Message};
+use crate::config::AmiTarget;
+
+/// How long an action may take to be answered.
+pub const ACTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What can go wrong talking to Asterisk.
+#[derive(Debug, thiserror::Error)]
+pub enum AmiError {
+    /// No TCP connection.
+    #[error("cannot connect to the Asterisk manager at {0}")]
+    Connect(String),
+    /// No answer in time.
+    #[error("Asterisk did not answer in time ({0})")]
+    Timeout(String),
+    /// Login refused (wrong user or secret; Asterisk then closes the connection).
+    #[error("Asterisk refused the manager login for user {0:?} (check pbx.ami_url)")]
+    AuthFailed(String),
+    /// The connection closed.
+    #[error("the Asterisk manager connection closed ({0})")]
+    Closed(String),
+    /// An action was answered with `Response: Error`.
+    #[error("Asterisk refused {action}: {message}")]
+    Refused {
+        /// The action.
+        action: String,
+        /// Asterisk's message (and `Output:` lines, for `Command`).
+        message: String,
+    },
+    /// Bytes that are not AMI.
+    #[error("Asterisk manager protocol error: {0}")]
+    Protocol(#[from] FrameError),
+}
+
+/// How to log in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// The secret in the `Login` action.
+    Plain,
+    /// `Challenge` first, then `Key: md5(challenge + secret)`: the secret never crosses the wire.
+    Md5,
+}
+
+/// A logged-in manager session.
+pub struct Session {
+    conn: Connection,
+    next_id: u64,
+    prefix: String,
+    events: VecDeque<Message>,
+}
+
+fn refused(action: &str, m: &Message) -> AmiError {
+    let mut message = m.get("Message").unwrap_or("").to_string();
+    for line in m.all("Output") {
+        if !message.is_empty() {
+            message.push_str(" | ");
+        }
+        message.push_str(line);
+    }
+    AmiError::Refused { action: action.to_string(), message }
+}
+
+impl Session {
+    /// Connects and logs in as `target`; `events` turns events on for this session
+    /// (command sessions use `false`).
+    pub async fn login(target: &AmiTarget, auth: Auth, events: bool) -> Result<Self, AmiError> {
+        let conn = Connection::open(&target.host, target.port, ACTION_TIMEOUT).await?;
+        let mut session =
+            Session { conn, next_id: 0, prefix: format!("hub-{:x}", rand::random::<u32>()), events: VecDeque::new() };
+        let events = if events { "on" } else { "off" };
+        let answer = match auth {
+            Auth::Plain => {
+                let headers =
+                    [("Username", target.username.as_str()), ("Secret", target.secret.expose()), ("Events", events)];
+                session.raw_action("Login", &headers).await
+            }
+            Auth::Md5 => {
+                let challenge = session.action("Challenge", &[("AuthType", "MD5")]).await?;
+                let challenge = challenge.get("Challenge").unwrap_or("").to_string();
+                let key = hex::encode(Md5::digest(format!("{challenge}{}", target.secret.expose()).as_bytes()));
+                let headers = [
+                    ("AuthType", "MD5"),
+                    ("Username", target.username.as_str()),
+                    ("Key", key.as_str()),
+                    ("Events", events),
+                ];
+                session.raw_action("Login", &headers).await
+            }
+        };
+        match answer {
+            Ok(m) if m.get("Response").is_some_and(|r| r.eq_ignore_ascii_case("Success")) => Ok(session),
+            Ok(_) | Err(AmiError::Closed(_)) => Err(AmiError::AuthFailed(target.username.clone())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The server's greeting.
+    pub fn greeting(&self) -> &str {
+        self.conn.greeting()
+    }
+
+    /// Sends an action and returns its `Response` (whatever it says).
+    async fn raw_action(&mut self, action: &str, headers: &[(&str, &str)]) -> Result<Message, AmiError> {
+        self.next_id += 1;
+        let id = format!("{}-{}", self.prefix, self.next_id);
+        let mut all: Vec<(&str, &str)> = vec![("Action", action), ("ActionID", id.as_str())];
+        all.extend_from_slice(headers);
+        self.conn.send(&all).await?;
+        let deadline = Instant::now() + ACTION_TIMEOUT;
+        loop {
+            let Some(m) = self.conn.read(deadline, action).await? else {
+                return Err(AmiError::Closed(format!("while waiting for the answer to {action}")));
+            };
+            if m.kind == Kind::Response && m.action_id() == Some(id.as_str()) {
+                return Ok(m);
+            }
+            self.events.push_back(m);
+        }
+    }
+
+    /// Sends an action; `Response: Error` becomes [`AmiError::Refused`].
+    pub async fn action(&mut self, action: &str, headers: &[(&str, &str)]) -> Result<Message, AmiError> {
+        let m = self.raw_action(action, headers).await?;
+        if m.get("Response").is_some_and(|r| r.eq_ignore_ascii_case("Error")) {
+            return Err(refused(action, &m));
+        }
+        Ok(m)
+    }
+
+    /// Runs a CLI command; returns its output lines.
+    pub async fn command(&mut self, command: &str) -> Result<Vec<String>, AmiError> {
+        let m = self.action("Command", &[("Command", command)]).await?;
+        Ok(m.all("Output").map(str::to_string).collect())
+    }
+
+    /// Runs an action that answers with an event list; returns the items.
+    pub async fn list(&mut self, action: &str, headers: &[(&str, &str)]) -> Result<Vec<Message>, AmiError> {
+        let start = self.action(action, headers).await?;
+        if !start.get("EventList").is_some_and(|v| v.eq_ignore_ascii_case("start")) {
+            return Ok(Vec::new());
+        }
+        let id = start.action_id().unwrap_or_default().to_string();
+        let deadline = Instant::now() + ACTION_TIMEOUT;
+        let mut items = Vec::new();
+        loop {
+            let Some(m) = self.conn.read(deadline, action).await? else {
+                return Err(AmiError::Closed(format!("in the middle of the {action} list")));
+            };
+            if m.kind == Kind::Event && m.action_id() == Some(id.as_str()) {
+                if m.get("EventList").is_some_and(|v| v.eq_ignore_ascii_case("Complete")) {
+                    return Ok(items);
+                }
+                items.push(m);
+            } else {
+                self.events.push_back(m);
+            }
+        }
+    }
+
+    /// `Ping`: the session is alive.
+    pub async fn ping(&mut self) -> Result<(), AmiError> {
+        self.action("Ping", &[]).await.map(|_| ())
+    }
+
+    /// Events received while waiting for answers, oldest first.
+    pub fn take_events(&mut self) -> Vec<Message> {
+        self.events.drain(..).collect()
+    }
+
+    /// Ends the session politely (`Logoff`; Asterisk then closes the connection).
+    pub async fn logoff(mut self) -> Result<(), AmiError> {
+        let m = self.raw_action("Logoff", &[]).await?;
+        match m.get("Response") {
+            Some(r) if r.eq_ignore_ascii_case("Goodbye") => Ok(()),
+            _ => Err(refused("Logoff", &m)),
+        }
+    }
+}
