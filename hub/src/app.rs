@@ -81,6 +81,7 @@ pub fn main() -> ExitCode {
             store.close().await;
             exit
         }),
+        Command::Pbx(command) => runtime.block_on(cli::pbx(command, &loaded.config.pbx)),
         Command::Version(out) => {
             cli::version(&out);
             Exit::Ok

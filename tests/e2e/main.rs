@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod config;
 mod demo;
+mod pbx_cli;
 mod serve;
 mod signaling;
 mod signin;

@@ -3,6 +3,7 @@
 //! prints, it does not decide.
 
 mod config_cmd;
+mod pbx;
 mod table;
 mod users;
 
@@ -14,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{FlagOverride, Sources};
 
 pub use config_cmd::{check as config_check, show as config_show};
+pub use pbx::run as pbx;
 pub use users::run as users;
 
 /// Exit codes, stable for scripts.
@@ -25,6 +27,8 @@ pub enum Exit {
     Failure = 1,
     /// Bad configuration or usage.
     Config = 2,
+    /// Asterisk unreachable, or the manager login refused.
+    Pbx = 3,
 }
 
 impl From<Exit> for ExitCode {
@@ -68,6 +72,9 @@ pub enum Command {
     /// Manage the user directory
     #[command(subcommand)]
     Users(UsersCommand),
+    /// See the phone system through Asterisk's manager interface
+    #[command(subcommand)]
+    Pbx(PbxCommand),
     /// Print the hub's version
     Version(JsonFlag),
 }
@@ -87,6 +94,29 @@ pub struct JsonFlag {
     /// Machine-readable JSON output
     #[arg(long)]
     pub json: bool,
+}
+
+/// `hub pbx …`
+#[derive(Debug, Subcommand)]
+pub enum PbxCommand {
+    /// PJSIP endpoints with their state and registered contacts
+    Endpoints {
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Registered contacts (desk phones, browsers)
+    Contacts {
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Live channels
+    Channels {
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
 }
 
 /// `hub users …`

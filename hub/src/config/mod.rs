@@ -28,7 +28,7 @@ pub use calls::CallsConfig;
 pub use error::{ConfigError, Origin};
 pub use ivr::IvrConfig;
 pub use media::MediaConfig;
-pub use pbx::{AmiTarget, ExtensionRange, PbxConfig};
+pub use pbx::{AmiAuth, AmiTarget, ExtensionRange, PbxConfig};
 pub use sip::SipConfig;
 pub use store::{Backend, StoreConfig};
 pub use url::ConnectionUrl;

@@ -21,6 +21,18 @@ pub struct PbxConfig {
     pub extension_range: ExtensionRange,
     /// Contacts per user (browsers and desk phones registered at once).
     pub max_contacts: u32,
+    /// AMI login: `md5` (challenge; the secret never crosses the wire) or `plain`.
+    pub ami_auth: AmiAuth,
+}
+
+/// How the hub logs in to AMI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AmiAuth {
+    /// `Challenge` + `Key: md5(challenge + secret)`.
+    Md5,
+    /// `Secret:` in the `Login` action.
+    Plain,
 }
 
 impl Default for PbxConfig {
@@ -30,6 +42,7 @@ impl Default for PbxConfig {
             config_dir: None,
             extension_range: ExtensionRange { first: 1000, last: 1999 },
             max_contacts: 10,
+            ami_auth: AmiAuth::Md5,
         }
     }
 }

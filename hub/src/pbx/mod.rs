@@ -1,4 +1,5 @@
-//! Asterisk (L2): the Asterisk Manager Interface, as far as it is built so far: the wire
-//! codec, proven against real Asterisk 22 transcripts.
+//! Asterisk (L2): the Asterisk Manager Interface (codec, connection, command session) and
+//! the read side a sysadmin uses (`hub pbx endpoints|contacts|channels`).
 
 pub mod ami;
+pub mod asterisk;
