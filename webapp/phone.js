@@ -25,6 +25,7 @@
     timer: null,
     reqSeq: 0,
     welcome: null,
+    wsHistory: [],
   };
   window.hubPhone = phone; // for tests and for debugging from the console
 
@@ -33,6 +34,12 @@
     el.textContent = text;
     el.className = "notice" + (bad ? " bad" : "");
     el.hidden = !text;
+  }
+
+  // What the page says about its connection; the history lets tests see short-lived states.
+  function wsState(text) {
+    $("ws-state").textContent = text;
+    phone.wsHistory.push(text);
   }
 
   function send(msg) {
@@ -283,7 +290,7 @@
       phone.welcome = msg;
       phone.iceServers = msg.ice_servers;
       phone.backoff = 500;
-      $("ws-state").textContent = "Ready to call.";
+      wsState("Ready to call.");
     },
     ice_servers(msg) { phone.iceServers = msg.ice_servers; },
     calling(msg) {
@@ -372,11 +379,11 @@
       if (phone.call) endCall("connection_lost");
       hideIncoming();
       if (e.code === 4001) {
-        $("ws-state").textContent = "Your session has ended. Please sign in again.";
+        wsState("Your session has ended. Please sign in again.");
         setTimeout(() => location.reload(), 1500);
         return;
       }
-      $("ws-state").textContent = "Connection to the hub lost. Reconnecting…";
+      wsState("Connection to the hub lost. Reconnecting…");
       setTimeout(connect, phone.backoff);
       phone.backoff = Math.min(phone.backoff * 2, 15000);
     };

@@ -35,14 +35,14 @@ await run(async (browser, pages) => {
 
   step("sign in on the phone");
   await signIn(phone, "Ada Lovelace");
-  await phone.page.waitForFunction(() => document.querySelectorAll("#devices li").length === 2, null, { timeout: WAIT_MS });
+  await phone.page.waitForFunction(() => document.querySelectorAll("#devices li").length === 2, null, { timeout: WAIT_MS, polling: 100 });
 
   step("the laptop sees both devices and signs the phone out");
   await laptop.page.reload();
-  await laptop.page.waitForFunction(() => document.querySelectorAll("#devices li").length === 2, null, { timeout: WAIT_MS });
+  await laptop.page.waitForFunction(() => document.querySelectorAll("#devices li").length === 2, null, { timeout: WAIT_MS, polling: 100 });
   if (process.env.SCREENSHOT_DIR) await laptop.page.screenshot({ path: `${process.env.SCREENSHOT_DIR}/account.png`, fullPage: true });
   await laptop.page.click("#devices li:not(:has(.tag)) button");
-  await laptop.page.waitForFunction(() => document.querySelectorAll("#devices li").length === 1, null, { timeout: WAIT_MS });
+  await laptop.page.waitForFunction(() => document.querySelectorAll("#devices li").length === 1, null, { timeout: WAIT_MS, polling: 100 });
 
   step("the phone is signed out");
   await phone.page.reload();
@@ -52,7 +52,7 @@ await run(async (browser, pages) => {
   step("sign in again on the phone, then sign out everywhere from the laptop");
   await signIn(phone, "Ada Lovelace");
   await laptop.page.reload();
-  await laptop.page.waitForFunction(() => document.querySelectorAll("#devices li").length === 2, null, { timeout: WAIT_MS });
+  await laptop.page.waitForFunction(() => document.querySelectorAll("#devices li").length === 2, null, { timeout: WAIT_MS, polling: 100 });
   await laptop.page.click("#logout-all");
   await laptop.page.locator("#signin").waitFor({ state: "visible" });
   await phone.page.reload();

@@ -19,7 +19,7 @@ async function signIn(page, name) {
 }
 
 async function ready(page) {
-  await page.waitForFunction(() => document.getElementById("ws-state").textContent === "Ready to call.", null, { timeout: WAIT_MS });
+  await page.waitForFunction(() => document.getElementById("ws-state").textContent === "Ready to call.", null, { timeout: WAIT_MS, polling: 100 });
   if (process.env.ICE_POLICY) await page.evaluate((p) => { window.hubIcePolicy = p; }, process.env.ICE_POLICY);
 }
 
@@ -28,7 +28,7 @@ async function text(page, id) {
 }
 
 async function waitText(page, id, want) {
-  await page.waitForFunction(([id, want]) => (document.getElementById(id)?.textContent ?? "").includes(want), [id, want], { timeout: WAIT_MS });
+  await page.waitForFunction(([id, want]) => (document.getElementById(id)?.textContent ?? "").includes(want), [id, want], { timeout: WAIT_MS, polling: 100 });
 }
 
 // Sum of inbound audio bytes on the page's peer connection.
@@ -150,7 +150,7 @@ await run(async (browser, pages) => {
   await alice2.page.waitForFunction(() => {
     const v = document.getElementById("remote-video");
     return v.videoWidth > 0;
-  }, null, { timeout: WAIT_MS });
+  }, null, { timeout: WAIT_MS, polling: 100 });
   await audioFlows(alice2.page, "Alice with video");
 
   step("Bob hangs up");
@@ -160,7 +160,8 @@ await run(async (browser, pages) => {
   check(await bob.page.locator("#call").isHidden(), "Bob's call view closed");
 
   step("a dropped signaling connection is shown and recovers by itself");
+  const before = await alice.page.evaluate(() => window.hubPhone.wsHistory.length);
   await alice.page.evaluate(() => window.hubPhone.ws.close());
-  await waitText(alice.page, "ws-state", "Reconnecting");
-  await waitText(alice.page, "ws-state", "Ready to call.");
+  await alice.page.waitForFunction((n) => window.hubPhone.wsHistory.slice(n).some((s) => s.includes("Reconnecting")), before, { timeout: WAIT_MS, polling: 100 });
+  await alice.page.waitForFunction((n) => window.hubPhone.wsHistory.slice(n).includes("Ready to call."), before, { timeout: WAIT_MS, polling: 100 });
 });

@@ -8,7 +8,7 @@ async function signIn(page, name) {
   await page.fill("#name", name);
   await page.click("button[type=submit]");
   await page.waitForURL(`${hub}/`);
-  await page.waitForFunction(() => document.getElementById("ws-state").textContent === "Ready to call.", null, { timeout: WAIT_MS });
+  await page.waitForFunction(() => document.getElementById("ws-state").textContent === "Ready to call.", null, { timeout: WAIT_MS, polling: 100 });
 }
 
 await run(async (browser, pages) => {
@@ -21,7 +21,7 @@ await run(async (browser, pages) => {
   await carol.page.fill("#search", "dave");
   await carol.page.locator("#results li", { hasText: "Dave Tester" }).waitFor();
   await carol.page.click("#results li:has-text('Dave Tester') button.call");
-  await carol.page.waitForFunction(() => (document.getElementById("notice").textContent || "").includes("Microphone access was denied"), null, { timeout: WAIT_MS });
+  await carol.page.waitForFunction(() => (document.getElementById("notice").textContent || "").includes("Microphone access was denied"), null, { timeout: WAIT_MS, polling: 100 });
   check(await carol.page.locator("#call").isHidden(), "no call view");
   check(await dave.page.locator("#incoming").isHidden(), "Dave was never rung");
 }, { denyMedia: true });
