@@ -116,6 +116,7 @@ async fn a_flood_is_rate_limited_without_hurting_anyone_else() {
     let mut b = open(&hub, Some(&bystander), &hub.url("")).await.unwrap();
     expect_type(&mut f, "welcome").await;
     expect_type(&mut b, "welcome").await;
+    let started = std::time::Instant::now();
     for i in 0..100 {
         f.send(Message::text(format!(r#"{{"v":1,"type":"ping","req":"{i}"}}"#))).await.unwrap();
     }
@@ -128,7 +129,9 @@ async fn a_flood_is_rate_limited_without_hurting_anyone_else() {
             _ => panic!("{v}"),
         }
     }
-    assert!((15..=30).contains(&pongs), "a burst of twice the rate gets through: {pongs}");
+    // A burst of twice the rate (20) gets through, plus what refills while the flood lasts.
+    let refill = (started.elapsed().as_secs_f64() * 10.0).ceil() as usize;
+    assert!((20..=25 + refill).contains(&pongs), "{pongs} answered, refill {refill}");
     assert_eq!(pongs + limited, 100);
     still_alive(&mut b).await;
 }

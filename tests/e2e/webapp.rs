@@ -86,6 +86,35 @@ async fn media_flows_through_a_real_turn_relay() {
 }
 
 #[tokio::test]
+async fn a_call_between_two_firefox_browsers() {
+    let py = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py");
+    let python = py.join(".venv/bin/python");
+    assert!(python.exists(), "tests/py/.venv is missing: scripts/test creates it");
+    assert!(
+        PathBuf::from("/usr/bin/firefox-esr").exists(),
+        "Debian's firefox-esr is not installed (scripts/test installs it)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path(), &[], &[]);
+    let url = hub.url("");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python).arg("firefox_call.py").current_dir(py).env("HUB_URL", url).output().expect("run python")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("{\"ok\": true}"),
+        "Firefox scenario failed\n--- scenario ---\n{stdout}\n--- browsers ---\n{}\n--- hub log ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        hub.log().join("\n")
+    );
+    let r = &records(&hub).await[0];
+    assert_eq!(r.outcome, hub::model::CallOutcome::Completed);
+    assert!(r.answered_at.is_some());
+}
+
+#[tokio::test]
 async fn a_declined_call() {
     assert_eq!(call_scenario("decline", &[]).await[0].outcome, hub::model::CallOutcome::Declined);
 }
