@@ -6,7 +6,8 @@
 //! noted.
 //!
 //! ```text
-//! L0  model, config        ids, records, typed config (config uses model's value types)
+//! L0  model, config, files ids, records, typed config (config uses model's value types);
+//!                          atomic file writes
 //! L1  store                storage role traits; SQLite and MongoDB backends
 //! L2  directory, auth, pbx users, extensions, numbers; sign-in and sessions (auth uses directory);
 //!                          Asterisk (AMI codec)
@@ -21,6 +22,7 @@ pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod directory;
+pub mod files;
 pub mod model;
 pub mod pbx;
 pub mod store;

@@ -4,7 +4,6 @@
 //! `PrivateCookieJar`) with a key kept in the data directory, so it survives restarts and
 //! cannot be read or forged by the browser or anyone who copies it from there.
 
-use std::io::Write;
 use std::path::Path;
 
 use axum_extra::extract::cookie::{Cookie, Key, SameSite};
@@ -38,22 +37,8 @@ pub fn load_or_create_key(data_dir: &Path) -> Result<Key, CookieKeyError> {
         Err(e) => return Err(err(e.to_string())),
     }
     let bytes: [u8; 64] = rand::random();
-    let tmp = path.with_extension("key.tmp");
-    let mut file = open_private(&tmp).map_err(|e| err(e.to_string()))?;
-    file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(|e| err(e.to_string()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| err(e.to_string()))?;
+    crate::files::write_atomic(&path, &bytes, 0o600).map_err(|e| err(e.to_string()))?;
     Ok(Key::from(&bytes))
-}
-
-#[cfg(unix)]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
-}
-
-#[cfg(not(unix))]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::File::create(path)
 }
 
 /// The cookie for a new session: `HttpOnly`, `Secure`, `SameSite=Lax`, gone when the

@@ -2,7 +2,6 @@
 //! localhost generated on first start, kept in the data directory and reused, so browsers
 //! that accepted it once keep accepting it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -130,28 +129,8 @@ fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
     Ok(())
 }
 
-/// Temp file in the same directory, fsync, rename: a crash leaves the old file or the new
-/// one, never half of either.
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
-    let werr = |source| TlsError::Write { path: path.to_path_buf(), source };
-    let tmp = path.with_extension("pem.tmp");
-    let mut f = open_with_mode(&tmp, mode).map_err(werr)?;
-    f.write_all(bytes).map_err(werr)?;
-    f.sync_all().map_err(werr)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(werr)?;
-    Ok(())
-}
-
-#[cfg(unix)]
-fn open_with_mode(path: &Path, mode: u32) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path)
-}
-
-#[cfg(not(unix))]
-fn open_with_mode(path: &Path, _mode: u32) -> std::io::Result<std::fs::File> {
-    std::fs::File::create(path)
+    crate::files::write_atomic(path, bytes, mode).map_err(|source| TlsError::Write { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]
