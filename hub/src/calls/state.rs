@@ -272,7 +272,10 @@ impl Call {
             }
             Input::Relay(d) if in_call(d) => Ok(vec![(if d == self.caller { by } else { self.caller }, Notice::Relay)]),
             Input::RingTimeout | Input::DeviceGone(_) => Ok(Vec::new()),
-            Input::Accept(d) | Input::Decline(d) if d != self.caller => Err(Refusal::AlreadyAnswered),
+            // A device that rang too and was slower; anyone else has no part in the call.
+            Input::Accept(d) | Input::Decline(d) if d != self.caller && self.devices.contains(&d) => {
+                Err(Refusal::AlreadyAnswered)
+            }
             Input::Accept(_) | Input::Decline(_) | Input::Hangup(_) | Input::Relay(_) => Err(Refusal::NotYourCall),
         }
     }

@@ -106,6 +106,7 @@ fn transition_table() {
             Phase::Answered { by: R1 },
         ),
         ("accept by caller", answered, Input::Accept(C), Err(Refusal::NotYourCall), Phase::Answered { by: R1 }),
+        ("accept by stranger", answered, Input::Accept(S), Err(Refusal::NotYourCall), Phase::Answered { by: R1 }),
         ("late decline", answered, Input::Decline(R2), Err(Refusal::AlreadyAnswered), Phase::Answered { by: R1 }),
         (
             "hang-up by caller",
@@ -151,7 +152,7 @@ fn transition_table() {
         ("disconnect after end", ended, Input::DeviceGone(C), Ok(vec![]), Phase::Ended(Completed)),
     ];
     // Every (phase, input kind, role) combination is in the table.
-    assert_eq!(table.len(), 16 + 15 + 6);
+    assert_eq!(table.len(), 16 + 16 + 6);
     for (name, make, input, want, phase) in table {
         let mut call = make();
         let before = call.clone();
