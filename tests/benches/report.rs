@@ -1,8 +1,9 @@
-//! Shared by the benchmarks: latency percentiles in one line.
+//! Shared by the benchmarks: latency percentiles in one line, and finding a started hub.
 
 use std::time::Duration;
 
 /// Prints p50/p99/p99.9/max of `samples` (sorted in place) in microseconds.
+#[allow(dead_code, reason = "each bench compiles this module and uses only part of it")]
 pub fn latency(label: &str, samples: &mut [Duration]) {
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
@@ -15,4 +16,24 @@ pub fn latency(label: &str, samples: &mut [Duration]) {
         us(*samples.last().unwrap()),
         samples.len()
     );
+}
+
+/// Waits for the hub's JSON `listening` log line on `child`'s stderr and returns its address;
+/// warnings and errors the hub logs afterwards are echoed so a bench run shows them.
+#[allow(dead_code, reason = "each bench compiles this module and uses only part of it")]
+pub fn listening_addr(child: &mut std::process::Child, wait: Duration) -> String {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().expect("hub stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["message"] == "listening" {
+                let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
+            } else if v["level"] == "WARN" || v["level"] == "ERROR" {
+                eprintln!("hub: {line}");
+            }
+        }
+    });
+    rx.recv_timeout(wait).expect("the hub did not start listening")
 }

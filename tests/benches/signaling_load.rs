@@ -9,7 +9,6 @@
 mod report;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -130,19 +129,7 @@ async fn run() {
         .spawn()
         .unwrap();
     let pid = hub.id();
-    let stderr = hub.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "listening" {
-                let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
-            } else if v["level"] == "WARN" || v["level"] == "ERROR" {
-                eprintln!("hub: {line}");
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("hub started");
+    let addr = report::listening_addr(&mut hub, Duration::from_secs(30));
     let (rss0, _) = proc_status(pid);
 
     let _ = rustls::crypto::ring::default_provider().install_default();

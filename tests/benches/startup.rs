@@ -4,7 +4,8 @@
 //! (empty data directory: database created, migrations applied, certificate generated) and
 //! a restart (everything reused), 20 runs each, and prints p50/p95/max.
 
-use std::io::{BufRead, BufReader};
+mod report;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -54,17 +55,7 @@ async fn start_once(dir: &std::path::Path) -> Duration {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn hub");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "listening" {
-                let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("hub did not start");
+    let addr = report::listening_addr(&mut child, Duration::from_secs(20));
     let pem = std::fs::read(dir.join("data/tls/cert.pem")).unwrap();
     let client =
         reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap()).build().unwrap();

@@ -40,6 +40,19 @@ pub enum StoreError {
     Backend(String),
 }
 
+impl StoreError {
+    /// Fills the clashing value into a conflict that the database reported without it, from
+    /// what the caller was writing; every backend reports conflicts the same way.
+    pub(crate) fn with_value(self, value_of: impl Fn(Unique) -> Option<String>) -> StoreError {
+        match self {
+            StoreError::Conflict { what, value } if value.is_empty() => {
+                StoreError::Conflict { what, value: value_of(what).unwrap_or_default() }
+            }
+            other => other,
+        }
+    }
+}
+
 /// The uniqueness rules every backend enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unique {

@@ -142,7 +142,7 @@ impl MongoStore {
             let subject = current.subject.clone();
             let result =
                 self.users().replace_one(doc! { "_id": id.as_str(), "rev": rev }, &current).await.map_err(|e| {
-                    with_value(db_err(e), |w| match w {
+                    db_err(e).with_value(|w| match w {
                         Unique::Extension => ext.clone(),
                         Unique::Subject => subject.clone(),
                         _ => None,
@@ -180,15 +180,6 @@ fn db_err(e: mongodb::error::Error) -> StoreError {
         return StoreError::Conflict { what, value: String::new() };
     }
     StoreError::Backend(e.to_string())
-}
-
-fn with_value(e: StoreError, value_of: impl Fn(Unique) -> Option<String>) -> StoreError {
-    match e {
-        StoreError::Conflict { what, value } if value.is_empty() => {
-            StoreError::Conflict { what, value: value_of(what).unwrap_or_default() }
-        }
-        other => other,
-    }
 }
 
 fn parse<T: std::str::FromStr>(what: &'static str, s: &str) -> Result<T>
@@ -308,7 +299,7 @@ impl DirectoryStore for MongoStore {
             rev: 0,
         };
         self.users().insert_one(&doc).await.map_err(|e| {
-            with_value(db_err(e), |what| match what {
+            db_err(e).with_value(|what| match what {
                 Unique::Username => Some(doc.username.clone()),
                 Unique::Subject => doc.subject.clone(),
                 Unique::Extension => doc.extension.clone(),
@@ -523,7 +514,7 @@ impl SipAccountStore for MongoStore {
             .replace_one(doc! { "_id": a.user_id.as_str() }, &doc)
             .upsert(true)
             .await
-            .map_err(|e| with_value(db_err(e), |_| Some(a.username.clone())))?;
+            .map_err(|e| db_err(e).with_value(|_| Some(a.username.clone())))?;
         Ok(())
     }
 
@@ -712,7 +703,7 @@ impl CallLogStore for MongoStore {
             ended_at: r.ended_at.as_millis(),
             outcome: r.outcome.as_str().into(),
         };
-        self.calls().insert_one(&doc).await.map_err(|e| with_value(db_err(e), |_| Some(r.id.to_string())))?;
+        self.calls().insert_one(&doc).await.map_err(|e| db_err(e).with_value(|_| Some(r.id.to_string())))?;
         Ok(())
     }
 

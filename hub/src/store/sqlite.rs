@@ -111,16 +111,6 @@ fn db_err(e: sqlx::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-/// Fills the clashing value into a conflict from what the caller was writing.
-fn with_value(e: StoreError, value_of: impl Fn(Unique) -> Option<String>) -> StoreError {
-    match e {
-        StoreError::Conflict { what, value } if value.is_empty() => {
-            StoreError::Conflict { what, value: value_of(what).unwrap_or_default() }
-        }
-        other => other,
-    }
-}
-
 fn corrupt(what: &'static str) -> impl Fn(String) -> StoreError {
     move |reason| StoreError::Corrupt { what, reason }
 }
@@ -293,7 +283,7 @@ impl DirectoryStore for SqliteStore {
         .bind(now.as_millis())
         .execute(&mut *tx)
         .await
-        .map_err(|e| with_value(db_err(e), conflict_value))?;
+        .map_err(|e| db_err(e).with_value(conflict_value))?;
         write_tokens(&mut tx, &user.id, &user, true).await?;
         for (source, numbers) in numbers_by_source(&user.numbers) {
             write_numbers(&mut tx, &user.id, source, &numbers, true).await?;
@@ -385,7 +375,7 @@ impl DirectoryStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| {
-            with_value(db_err(e), |w| match w {
+            db_err(e).with_value(|w| match w {
                 Unique::Extension => ext.clone(),
                 Unique::Subject => user.subject.clone(),
                 _ => None,
@@ -563,7 +553,7 @@ impl SipAccountStore for SqliteStore {
         .await
         .map_err(|e| match e.as_database_error() {
             Some(d) if d.is_foreign_key_violation() => StoreError::NotFound(format!("user {}", a.user_id)),
-            _ => with_value(db_err(e), |_| Some(a.username.clone())),
+            _ => db_err(e).with_value(|_| Some(a.username.clone())),
         })?;
         Ok(())
     }
@@ -759,7 +749,7 @@ impl CallLogStore for SqliteStore {
         .bind(r.outcome.as_str())
         .execute(&self.pool)
         .await
-        .map_err(|e| with_value(db_err(e), |_| Some(r.id.to_string())))?;
+        .map_err(|e| db_err(e).with_value(|_| Some(r.id.to_string())))?;
         Ok(())
     }
 
