@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::{Store, StoreError, Unique, UserQuery};
 use crate::model::{
     CallOutcome, CallPath, CallRecord, Extension, NewAuditEntry, NewMailboxMessage, NewUser, Number, NumberKind,
-    NumberSource, RecordId, Secret, Session, SessionId, SipAccount, Timestamp, UserUpdate,
+    NumberSource, ProvisionRecord, ProvisionStatus, RecordId, ReloadRecord, Secret, Session, SessionId, SipAccount, Timestamp, UserUpdate,
 };
 
 fn ext(s: &str) -> Extension {
@@ -57,6 +57,7 @@ where
     numbers(&*store).await;
     sessions(&*store).await;
     sip_accounts(&*store).await;
+    provisioning(&*store).await;
     mailbox(&*store).await;
     call_log(&*store).await;
     audit(&*store).await;
@@ -275,6 +276,56 @@ async fn sip_accounts(s: &dyn Store) {
     assert!(s.delete_sip_account(&carol.id).await.unwrap());
     assert!(!s.delete_sip_account(&carol.id).await.unwrap());
     assert_eq!(s.sip_account(&carol.id).await.unwrap(), None);
+}
+
+async fn provisioning(s: &dyn Store) {
+    let bob = s.user_by_username("bob").await.unwrap().unwrap();
+    let carol = s.user_by_username("carol").await.unwrap().unwrap();
+    assert!(s.provision_records().await.unwrap().is_empty());
+    assert_eq!(s.last_reload().await.unwrap(), None);
+    let pending = ProvisionRecord {
+        user_id: bob.id.clone(),
+        endpoint: "u-bob".into(),
+        desired: Some("r1".into()),
+        applied: None,
+        status: ProvisionStatus::Pending,
+        detail: "Asterisk unreachable".into(),
+        updated_at: Timestamp::from_millis(1_000),
+    };
+    let removed = ProvisionRecord {
+        user_id: carol.id.clone(),
+        endpoint: "u-carol".into(),
+        desired: None,
+        applied: None,
+        status: ProvisionStatus::Removed,
+        detail: String::new(),
+        updated_at: Timestamp::from_millis(1_000),
+    };
+    s.put_provision_records(&[removed.clone(), pending.clone()]).await.unwrap();
+    assert_eq!(s.provision_records().await.unwrap(), [pending.clone(), removed.clone()]);
+    assert!(pending.is_pending() && !removed.is_pending());
+    let done = ProvisionRecord {
+        applied: Some("r1".into()),
+        status: ProvisionStatus::Provisioned,
+        detail: String::new(),
+        updated_at: Timestamp::from_millis(2_000),
+        ..pending.clone()
+    };
+    s.put_provision_records(std::slice::from_ref(&done)).await.unwrap();
+    assert_eq!(s.provision_records().await.unwrap(), [done, removed]);
+    let ghost = ProvisionRecord { user_id: crate::model::UserId::generate(), ..pending };
+    assert!(matches!(s.put_provision_records(&[ghost]).await, Err(StoreError::NotFound(_))));
+    let reload = ReloadRecord {
+        at: Timestamp::from_millis(3_000),
+        ok: false,
+        detail: "1 failed".into(),
+        changed: 2,
+        duration_ms: 40,
+    };
+    s.put_reload(&reload).await.unwrap();
+    let later = ReloadRecord { ok: true, at: Timestamp::from_millis(4_000), ..reload };
+    s.put_reload(&later).await.unwrap();
+    assert_eq!(s.last_reload().await.unwrap(), Some(later));
 }
 
 async fn mailbox(s: &dyn Store) {

@@ -3,7 +3,7 @@
 //! ```text
 //!             Store (one handle, Arc<dyn Store>)
 //!   ┌────────────┬─────────┬────────────┬─────────┬─────────┬────────┐
-//!   Directory    Session   SipAccount   Mailbox   CallLog   Audit      ← role traits
+//!   Directory    Session   SipAccount   Provisioning   Mailbox   CallLog   Audit  ← role traits
 //!   └────────────┴─────────┴─────┬──────┴─────────┴─────────┴────────┘
 //!                    sqlite.rs (default)  |  mongo.rs (feature "mongodb")
 //! ```
@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use crate::config::{Backend, StoreConfig};
 use crate::model::{
     AuditEntry, CallRecord, Extension, MailboxMessage, MessageId, NewAuditEntry, NewMailboxMessage, NewUser, Number,
-    NumberSource, Session, SessionId, SipAccount, Timestamp, User, UserId, UserUpdate,
+    NumberSource, ProvisionRecord, ReloadRecord, Session, SessionId, SipAccount, Timestamp, User, UserId, UserUpdate,
 };
 
 #[cfg(test)]
@@ -110,6 +110,21 @@ pub trait SipAccountStore: Send + Sync {
     async fn delete_sip_account(&self, user: &UserId) -> Result<bool>;
 }
 
+/// Per-user provisioning state on Asterisk and the last reload: what makes pending work
+/// survive a hub restart or an Asterisk outage.
+#[async_trait]
+pub trait ProvisioningStore: Send + Sync {
+    /// Every user's record, by endpoint name.
+    async fn provision_records(&self) -> Result<Vec<ProvisionRecord>>;
+    /// Creates or replaces these records: in one transaction where the backend has them
+    /// (SQLite); each record is written whole either way, and rewriting one is harmless.
+    async fn put_provision_records(&self, records: &[ProvisionRecord]) -> Result<()>;
+    /// The last reload, if any.
+    async fn last_reload(&self) -> Result<Option<ReloadRecord>>;
+    /// Replaces the last reload.
+    async fn put_reload(&self, reload: &ReloadRecord) -> Result<()>;
+}
+
 /// Voicemail metadata.
 #[async_trait]
 pub trait MailboxStore: Send + Sync {
@@ -151,7 +166,9 @@ pub trait AuditStore: Send + Sync {
 
 /// Every role, from one backend.
 #[async_trait]
-pub trait Store: DirectoryStore + SessionStore + SipAccountStore + MailboxStore + CallLogStore + AuditStore {
+pub trait Store:
+    DirectoryStore + SessionStore + SipAccountStore + ProvisioningStore + MailboxStore + CallLogStore + AuditStore
+{
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
     /// `sqlite` or `mongodb`, for status output.

@@ -16,12 +16,12 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AuditStore, CallLogStore, DirectoryStore, MailboxStore, Result, SessionStore, SipAccountStore, Store, StoreError,
-    Unique, UserQuery,
+    AuditStore, CallLogStore, DirectoryStore, MailboxStore, ProvisioningStore, Result, SessionStore, SipAccountStore,
+    Store, StoreError, Unique, UserQuery,
 };
 use crate::model::{
     AuditEntry, CallRecord, Extension, MailboxMessage, MessageId, NewAuditEntry, NewMailboxMessage, NewUser, Number,
-    NumberSource, RecordId, Secret, Session, SessionId, SipAccount, Timestamp, User, UserId, UserUpdate, search_tokens,
+    NumberSource, ProvisionRecord, ProvisionStatus, RecordId, ReloadRecord, Secret, Session, SessionId, SipAccount, Timestamp, User, UserId, UserUpdate, search_tokens,
 };
 
 /// How often a read-modify-write retries when another writer changed the document between
@@ -104,6 +104,12 @@ impl MongoStore {
     }
     fn sip(&self) -> Collection<SipDoc> {
         self.db.collection("sip_accounts")
+    }
+    fn provisioning(&self) -> Collection<ProvisionDoc> {
+        self.db.collection("provisioning")
+    }
+    fn reloads(&self) -> Collection<ReloadDoc> {
+        self.db.collection("pbx_reload")
     }
     fn mailbox(&self) -> Collection<MessageDoc> {
         self.db.collection("mailbox_messages")
@@ -541,6 +547,100 @@ impl SipAccountStore for MongoStore {
 
     async fn delete_sip_account(&self, user: &UserId) -> Result<bool> {
         Ok(self.sip().delete_one(doc! { "_id": user.as_str() }).await.map_err(db_err)?.deleted_count > 0)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ProvisionDoc {
+    #[serde(rename = "_id")]
+    user_id: String,
+    endpoint: String,
+    desired: Option<String>,
+    applied: Option<String>,
+    status: ProvisionStatus,
+    detail: String,
+    updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ReloadDoc {
+    #[serde(rename = "_id")]
+    id: i32,
+    at: i64,
+    ok: bool,
+    detail: String,
+    changed: i64,
+    duration_ms: i64,
+}
+
+#[async_trait]
+impl ProvisioningStore for MongoStore {
+    async fn provision_records(&self) -> Result<Vec<ProvisionRecord>> {
+        let docs: Vec<ProvisionDoc> = self
+            .provisioning()
+            .find(doc! {})
+            .sort(doc! { "endpoint": 1 })
+            .await
+            .map_err(db_err)?
+            .try_collect()
+            .await
+            .map_err(db_err)?;
+        Ok(docs
+            .into_iter()
+            .map(|d| ProvisionRecord {
+                user_id: UserId::from_string(d.user_id),
+                endpoint: d.endpoint,
+                desired: d.desired,
+                applied: d.applied,
+                status: d.status,
+                detail: d.detail,
+                updated_at: Timestamp::from_millis(d.updated_at),
+            })
+            .collect())
+    }
+
+    async fn put_provision_records(&self, records: &[ProvisionRecord]) -> Result<()> {
+        for r in records {
+            self.user_exists(&r.user_id).await?;
+            let doc = ProvisionDoc {
+                user_id: r.user_id.to_string(),
+                endpoint: r.endpoint.clone(),
+                desired: r.desired.clone(),
+                applied: r.applied.clone(),
+                status: r.status,
+                detail: r.detail.clone(),
+                updated_at: r.updated_at.as_millis(),
+            };
+            self.provisioning()
+                .replace_one(doc! { "_id": r.user_id.as_str() }, &doc)
+                .upsert(true)
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    async fn last_reload(&self) -> Result<Option<ReloadRecord>> {
+        Ok(self.reloads().find_one(doc! { "_id": 1 }).await.map_err(db_err)?.map(|d| ReloadRecord {
+            at: Timestamp::from_millis(d.at),
+            ok: d.ok,
+            detail: d.detail,
+            changed: d.changed.clamp(0, i64::from(u32::MAX)) as u32,
+            duration_ms: d.duration_ms.max(0) as u64,
+        }))
+    }
+
+    async fn put_reload(&self, r: &ReloadRecord) -> Result<()> {
+        let doc = ReloadDoc {
+            id: 1,
+            at: r.at.as_millis(),
+            ok: r.ok,
+            detail: r.detail.clone(),
+            changed: i64::from(r.changed),
+            duration_ms: i64::try_from(r.duration_ms).unwrap_or(i64::MAX),
+        };
+        self.reloads().replace_one(doc! { "_id": 1 }, &doc).upsert(true).await.map_err(db_err)?;
+        Ok(())
     }
 }
 

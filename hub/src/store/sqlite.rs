@@ -14,12 +14,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
-    AuditStore, CallLogStore, DirectoryStore, MailboxStore, Result, SessionStore, SipAccountStore, Store, StoreError,
-    Unique, UserQuery,
+    AuditStore, CallLogStore, DirectoryStore, MailboxStore, ProvisioningStore, Result, SessionStore, SipAccountStore,
+    Store, StoreError, Unique, UserQuery,
 };
 use crate::model::{
     AuditEntry, CallRecord, Extension, MailboxMessage, MessageId, NewAuditEntry, NewMailboxMessage, NewUser, Number,
-    NumberSource, RecordId, Secret, Session, SessionId, SipAccount, Timestamp, User, UserId, UserUpdate, search_tokens,
+    NumberSource, ProvisionRecord, RecordId, ReloadRecord, Secret, Session, SessionId, SipAccount, Timestamp, User, UserId, UserUpdate, search_tokens,
 };
 
 /// The columns of a user with its numbers (as a JSON array of `[source, number, kind]`).
@@ -589,6 +589,90 @@ impl SipAccountStore for SqliteStore {
             .await
             .map_err(db_err)?;
         Ok(r.rows_affected() > 0)
+    }
+}
+
+fn provision_from_row(row: &SqliteRow) -> Result<ProvisionRecord> {
+    let get = |e: sqlx::Error| StoreError::Corrupt { what: "provisioning record", reason: e.to_string() };
+    let status: String = row.try_get("status").map_err(get)?;
+    Ok(ProvisionRecord {
+        user_id: UserId::from_string(row.try_get::<String, _>("user_id").map_err(get)?),
+        endpoint: row.try_get("endpoint").map_err(get)?,
+        desired: row.try_get("desired").map_err(get)?,
+        applied: row.try_get("applied").map_err(get)?,
+        status: status.parse().map_err(|e: String| StoreError::Corrupt { what: "provisioning record", reason: e })?,
+        detail: row.try_get("detail").map_err(get)?,
+        updated_at: Timestamp::from_millis(row.try_get("updated_at").map_err(get)?),
+    })
+}
+
+#[async_trait]
+impl ProvisioningStore for SqliteStore {
+    async fn provision_records(&self) -> Result<Vec<ProvisionRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM provisioning ORDER BY endpoint").fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter().map(provision_from_row).collect()
+    }
+
+    async fn put_provision_records(&self, records: &[ProvisionRecord]) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        for r in records {
+            sqlx::query(
+                "INSERT INTO provisioning (user_id, endpoint, desired, applied, status, detail, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET endpoint = excluded.endpoint, \
+                 desired = excluded.desired, applied = excluded.applied, status = excluded.status, \
+                 detail = excluded.detail, updated_at = excluded.updated_at",
+            )
+            .bind(r.user_id.as_str())
+            .bind(&r.endpoint)
+            .bind(&r.desired)
+            .bind(&r.applied)
+            .bind(r.status.as_str())
+            .bind(&r.detail)
+            .bind(r.updated_at.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match e.as_database_error() {
+                Some(d) if d.is_foreign_key_violation() => StoreError::NotFound(format!("user {}", r.user_id)),
+                _ => db_err(e),
+            })?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn last_reload(&self) -> Result<Option<ReloadRecord>> {
+        let row = sqlx::query("SELECT * FROM pbx_reload WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let get = |e: sqlx::Error| StoreError::Corrupt { what: "reload record", reason: e.to_string() };
+        row.map(|r| {
+            Ok(ReloadRecord {
+                at: Timestamp::from_millis(r.try_get("at").map_err(get)?),
+                ok: r.try_get("ok").map_err(get)?,
+                detail: r.try_get("detail").map_err(get)?,
+                changed: r.try_get::<i64, _>("changed").map_err(get)?.clamp(0, i64::from(u32::MAX)) as u32,
+                duration_ms: r.try_get::<i64, _>("duration_ms").map_err(get)?.max(0) as u64,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_reload(&self, r: &ReloadRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO pbx_reload (id, at, ok, detail, changed, duration_ms) VALUES (1, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at, ok = excluded.ok, detail = excluded.detail, \
+             changed = excluded.changed, duration_ms = excluded.duration_ms",
+        )
+        .bind(r.at.as_millis())
+        .bind(r.ok)
+        .bind(&r.detail)
+        .bind(i64::from(r.changed))
+        .bind(i64::try_from(r.duration_ms).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
     }
 }
 
