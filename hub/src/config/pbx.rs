@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,52 @@ pub struct PbxConfig {
     pub max_contacts: u32,
     /// AMI login: `md5` (challenge; the secret never crosses the wire) or `plain`.
     pub ami_auth: AmiAuth,
+    /// A directory whose `*.hbs` files replace the built-in Asterisk config templates.
+    pub templates_dir: Option<PathBuf>,
+    /// Asterisk's own config directory, where `hub pbx init` looks for the `#include`s.
+    pub asterisk_config_dir: PathBuf,
+    /// Dialplan context of the users' endpoints.
+    pub context: String,
+    /// The PJSIP endpoint name of the hub's own SIP user agent (IVR and voicemail); it
+    /// authenticates with `[sip] username`/`password`.
+    pub trunk_endpoint: String,
+    /// A PJSIP transport for the users' endpoints; absent: Asterisk picks one.
+    pub transport: Option<String>,
+    /// The address Asterisk offers in its SDP, on hosts with several addresses.
+    pub media_address: Option<String>,
+    /// A call whose RTP stops for this long is hung up (a browser closed without BYE).
+    #[serde(with = "humantime_serde")]
+    pub rtp_timeout: Duration,
+    /// How long a user's devices ring before the call goes to voicemail.
+    #[serde(with = "humantime_serde")]
+    pub ring_time: Duration,
+    /// The number the hub's user agent receives for a user's voicemail: prefix + extension.
+    pub voicemail_prefix: String,
+    /// PJSIP endpoint of the PSTN trunk; absent: no outbound PSTN calls.
+    pub outbound_trunk: Option<String>,
+    /// Dialplan patterns (`_0[1-9]XXXXXXXX`) users may dial out through `outbound_trunk`;
+    /// everything else is refused (toll-fraud guard).
+    pub outbound_patterns: Vec<String>,
+    /// What browsers register to (`wss://pbx.example.org:8089/ws`); default: the AMI host on
+    /// port 8089.
+    pub wss_url: Option<String>,
+    /// The SIP realm Asterisk challenges with.
+    pub realm: String,
+    /// How often each user's SIP secret is replaced.
+    #[serde(with = "humantime_serde")]
+    pub rotate_every: Duration,
+    /// Changes are gathered until none arrived for this long (one reload for many changes)…
+    #[serde(with = "humantime_serde")]
+    pub coalesce_quiet: Duration,
+    /// …but no change waits longer than this.
+    #[serde(with = "humantime_serde")]
+    pub coalesce_max: Duration,
+    /// How often the running hub re-checks the store for changes made elsewhere (the CLI).
+    #[serde(with = "humantime_serde")]
+    pub resync_every: Duration,
+    /// Longest wait between attempts while Asterisk is unreachable.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
 }
 
 /// How the hub logs in to AMI.
@@ -43,6 +90,24 @@ impl Default for PbxConfig {
             extension_range: ExtensionRange { first: 1000, last: 1999 },
             max_contacts: 10,
             ami_auth: AmiAuth::Md5,
+            templates_dir: None,
+            asterisk_config_dir: PathBuf::from("/etc/asterisk"),
+            context: "hub-users".into(),
+            trunk_endpoint: "hub".into(),
+            transport: None,
+            media_address: None,
+            rtp_timeout: Duration::from_secs(30),
+            ring_time: Duration::from_secs(20),
+            voicemail_prefix: "voicemail-".into(),
+            outbound_trunk: None,
+            outbound_patterns: Vec::new(),
+            wss_url: None,
+            realm: "asterisk".into(),
+            rotate_every: Duration::from_secs(24 * 3600),
+            coalesce_quiet: Duration::from_millis(200),
+            coalesce_max: Duration::from_secs(2),
+            resync_every: Duration::from_secs(30),
+            retry_max: Duration::from_secs(30),
         }
     }
 }
@@ -57,7 +122,87 @@ impl PbxConfig {
         if self.max_contacts == 0 || self.max_contacts > 100 {
             out.push(Problem::new("pbx.max_contacts", "must be between 1 and 100"));
         }
+        let names = [
+            ("pbx.context", Some(&self.context)),
+            ("pbx.trunk_endpoint", Some(&self.trunk_endpoint)),
+            ("pbx.transport", self.transport.as_ref()),
+            ("pbx.outbound_trunk", self.outbound_trunk.as_ref()),
+        ];
+        for (key, value) in names {
+            if let Some(v) = value
+                && !is_config_name(v)
+            {
+                out.push(Problem::new(key, format!("{v:?} may only have letters, digits, '-', '_' and '.'")));
+            }
+        }
+        if !self.voicemail_prefix.is_empty() && !is_config_name(&self.voicemail_prefix) {
+            out.push(Problem::new("pbx.voicemail_prefix", "may only have letters, digits, '-', '_' and '.'"));
+        }
+        if let Some(a) = &self.media_address
+            && a.parse::<std::net::IpAddr>().is_err()
+        {
+            out.push(Problem::new("pbx.media_address", format!("{a:?} is not an IP address")));
+        }
+        for pattern in &self.outbound_patterns {
+            if let Err(e) = check_dial_pattern(pattern) {
+                out.push(Problem::new("pbx.outbound_patterns", e));
+            }
+        }
+        if !self.outbound_patterns.is_empty() && self.outbound_trunk.is_none() {
+            out.push(Problem::new("pbx.outbound_patterns", "needs pbx.outbound_trunk"));
+        }
+        if let Some(u) = &self.wss_url
+            && !(u.starts_with("wss://") || u.starts_with("ws://"))
+        {
+            out.push(Problem::new("pbx.wss_url", format!("{u:?} must start with wss://")));
+        }
+        if self.realm.is_empty() || !is_config_name(&self.realm) {
+            out.push(Problem::new("pbx.realm", "may only have letters, digits, '-', '_' and '.'"));
+        }
+        if self.rotate_every < Duration::from_secs(60) {
+            out.push(Problem::new("pbx.rotate_every", "must be at least 1m"));
+        }
+        if self.coalesce_max < self.coalesce_quiet {
+            out.push(Problem::new("pbx.coalesce_max", "must not be shorter than pbx.coalesce_quiet"));
+        }
+        if self.ring_time < Duration::from_secs(1) || self.ring_time > Duration::from_secs(600) {
+            out.push(Problem::new("pbx.ring_time", "must be between 1s and 10m"));
+        }
     }
+
+    /// The URL browsers register to: `wss_url`, else the AMI host on Asterisk's default TLS
+    /// HTTP port.
+    pub fn browser_wss_url(&self) -> Option<String> {
+        if let Some(u) = &self.wss_url {
+            return Some(u.clone());
+        }
+        let target = AmiTarget::parse(self.ami_url.as_ref()?.expose()).ok()?;
+        let host = if target.host.contains(':') { format!("[{}]", target.host) } else { target.host };
+        Some(format!("wss://{host}:8089/ws"))
+    }
+}
+
+/// Names that reach Asterisk config as identifiers (contexts, endpoints, transports).
+pub fn is_config_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// An Asterisk extension pattern the dialplan may route out: `_` then digits and the pattern
+/// letters (`X`, `Z`, `N`, `[…]`, `.`, `!`); nothing that could end the line or the pattern.
+pub fn check_dial_pattern(p: &str) -> Result<(), String> {
+    let body = p.strip_prefix('_').ok_or_else(|| format!("{p:?} must start with '_'"))?;
+    if body.is_empty() || body.len() > 40 {
+        return Err(format!("{p:?} must have 1 to 40 pattern characters"));
+    }
+    if let Some(c) =
+        body.chars().find(|c| !matches!(c, '0'..='9' | 'X' | 'Z' | 'N' | '.' | '!' | '[' | ']' | '-' | '*' | '#' | '+'))
+    {
+        return Err(format!("{p:?}: {c:?} is not allowed in a dial pattern"));
+    }
+    if body.starts_with(['.', '!']) {
+        return Err(format!("{p:?} would match every number: start it with at least one digit or X/Z/N"));
+    }
+    Ok(())
 }
 
 /// Where and as whom to log in to AMI, parsed from `ami://user:secret@host:port`.
@@ -161,6 +306,24 @@ mod tests {
         assert!(AmiTarget::parse("http://a:b@pbx").is_err());
         assert!(AmiTarget::parse("ami://pbx:5038").is_err());
         assert!(AmiTarget::parse("ami://a:b@pbx:99999").is_err());
+    }
+
+    #[test]
+    fn dial_patterns_are_checked() {
+        assert!(check_dial_pattern("_0[1-9]XXXXXXXX").is_ok());
+        assert!(check_dial_pattern("_00X.").is_ok());
+        assert!(check_dial_pattern("0123").is_err());
+        assert!(check_dial_pattern("_.").is_err());
+        assert!(check_dial_pattern("_X.,1,System(rm)").is_err());
+        assert!(check_dial_pattern("_X\n[evil]").is_err());
+    }
+
+    #[test]
+    fn browser_url_defaults_to_the_ami_host() {
+        let mut c = PbxConfig { ami_url: Some(ConnectionUrl::new("ami://a:b@10.0.0.5:5038")), ..Default::default() };
+        assert_eq!(c.browser_wss_url().as_deref(), Some("wss://10.0.0.5:8089/ws"));
+        c.wss_url = Some("wss://pbx.example.org/ws".into());
+        assert_eq!(c.browser_wss_url().as_deref(), Some("wss://pbx.example.org/ws"));
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::time::Duration;
 use super::{Store, StoreError, Unique, UserQuery};
 use crate::model::{
     CallOutcome, CallPath, CallRecord, Extension, NewAuditEntry, NewMailboxMessage, NewUser, Number, NumberKind,
-    NumberSource, ProvisionRecord, ProvisionStatus, RecordId, ReloadRecord, Secret, Session, SessionId, SipAccount, Timestamp, UserUpdate,
+    NumberSource, ProvisionRecord, ProvisionStatus, RecordId, ReloadRecord, Secret, Session, SessionId, SipAccount,
+    Timestamp, UserUpdate,
 };
 
 fn ext(s: &str) -> Extension {

@@ -21,7 +21,8 @@ use super::{
 };
 use crate::model::{
     AuditEntry, CallRecord, Extension, MailboxMessage, MessageId, NewAuditEntry, NewMailboxMessage, NewUser, Number,
-    NumberSource, ProvisionRecord, ProvisionStatus, RecordId, ReloadRecord, Secret, Session, SessionId, SipAccount, Timestamp, User, UserId, UserUpdate, search_tokens,
+    NumberSource, ProvisionRecord, ProvisionStatus, RecordId, ReloadRecord, Secret, Session, SessionId, SipAccount,
+    Timestamp, User, UserId, UserUpdate, search_tokens,
 };
 
 /// How often a read-modify-write retries when another writer changed the document between

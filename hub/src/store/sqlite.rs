@@ -19,7 +19,8 @@ use super::{
 };
 use crate::model::{
     AuditEntry, CallRecord, Extension, MailboxMessage, MessageId, NewAuditEntry, NewMailboxMessage, NewUser, Number,
-    NumberSource, ProvisionRecord, RecordId, ReloadRecord, Secret, Session, SessionId, SipAccount, Timestamp, User, UserId, UserUpdate, search_tokens,
+    NumberSource, ProvisionRecord, RecordId, ReloadRecord, Secret, Session, SessionId, SipAccount, Timestamp, User,
+    UserId, UserUpdate, search_tokens,
 };
 
 /// The columns of a user with its numbers (as a JSON array of `[source, number, kind]`).
@@ -641,10 +642,8 @@ impl ProvisioningStore for SqliteStore {
     }
 
     async fn last_reload(&self) -> Result<Option<ReloadRecord>> {
-        let row = sqlx::query("SELECT * FROM pbx_reload WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row =
+            sqlx::query("SELECT * FROM pbx_reload WHERE id = 1").fetch_optional(&self.pool).await.map_err(db_err)?;
         let get = |e: sqlx::Error| StoreError::Corrupt { what: "reload record", reason: e.to_string() };
         row.map(|r| {
             Ok(ReloadRecord {
