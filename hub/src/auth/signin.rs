@@ -71,6 +71,7 @@ impl Auth {
                 .directory
                 .audit(&actor, &updated.id, "user.update", "refreshed from identity-provider claims".into())
                 .await;
+            self.inner.directory.changed(&updated.id);
         }
         Ok(updated)
     }

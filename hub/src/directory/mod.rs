@@ -66,12 +66,25 @@ pub struct Directory {
     /// pick the same "next free" number; other processes (the CLI next to a running hub)
     /// are settled by the store's unique constraint and a retry.
     assigning: Arc<tokio::sync::Mutex<()>>,
+    /// Ticks on every change to a user that Asterisk provisioning depends on.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Directory {
     /// A directory over `store`, handing out extensions from `range`.
     pub fn new(store: Arc<dyn Store>, range: ExtensionRange) -> Self {
-        Self { store, range, assigning: Arc::default() }
+        Self { store, range, assigning: Arc::default(), changes: Arc::new(tokio::sync::watch::channel(0).0) }
+    }
+
+    /// Tells watchers (the provisioning loop) that `user` changed.
+    pub fn changed(&self, user: &UserId) {
+        tracing::debug!(user = %user, "user changed");
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that ticks whenever a user changed in this process.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Finds a user by what a person would type: username, extension or id.
@@ -111,6 +124,7 @@ impl Directory {
         };
         let detail = format!("username={} extension={}", user.username, ext_str(&user));
         self.audit(actor, &user.id, "user.create", detail).await;
+        self.changed(&user.id);
         Ok(user)
     }
 
@@ -123,6 +137,7 @@ impl Directory {
         let ended = if disabled { self.store.delete_sessions_of(&user.id).await? } else { 0 };
         let action = if disabled { "user.disable" } else { "user.enable" };
         self.audit(actor, &user.id, action, format!("sessions_ended={ended}")).await;
+        self.changed(&user.id);
         Ok((user, ended))
     }
 

@@ -120,3 +120,86 @@ pub async fn channels(s: &mut Session) -> Result<Vec<ChannelRow>, AmiError> {
         })
         .collect())
 }
+
+/// What `PJSIPShowEndpoint` says about one endpoint: enough to tell whether Asterisk loaded
+/// the revision the hub wrote (a reload reports success even when it did not).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndpointCheck {
+    /// The endpoint's `set_var` list as Asterisk shows it (`HUB_REV=…`).
+    pub set_var: String,
+    /// The `auth=` the endpoint names.
+    pub auth: String,
+    /// The `aors=` the endpoint names.
+    pub aors: String,
+    /// Username of the auth object, when Asterisk has that object.
+    pub auth_username: Option<String>,
+    /// Whether Asterisk has an AOR object for it.
+    pub has_aor: bool,
+    /// Device state (`Not in use`, `Unavailable`…).
+    pub device_state: String,
+}
+
+impl EndpointCheck {
+    /// The `HUB_REV` variable the hub's templates put on every endpoint.
+    pub fn revision(&self) -> Option<&str> {
+        self.set_var.split([',', ';']).find_map(|v| v.trim().strip_prefix("HUB_REV="))
+    }
+}
+
+/// One endpoint's details; `None` when Asterisk has no such endpoint.
+pub async fn endpoint(s: &mut Session, name: &str) -> Result<Option<EndpointCheck>, AmiError> {
+    let items = match s.list("PJSIPShowEndpoint", &[("Endpoint", name)]).await {
+        Err(AmiError::Refused { message, .. }) if message.starts_with("Unable to retrieve endpoint") => {
+            return Ok(None);
+        }
+        other => other?,
+    };
+    let mut check = None::<EndpointCheck>;
+    let mut auth_username = None;
+    let mut has_aor = false;
+    for m in &items {
+        match m.name() {
+            Some("EndpointDetail") => {
+                check = Some(EndpointCheck {
+                    set_var: text(m, "SetVar"),
+                    auth: text(m, "Auth"),
+                    aors: text(m, "Aors"),
+                    device_state: text(m, "DeviceState"),
+                    ..Default::default()
+                });
+            }
+            // Never keep or log the `Password:` of an AuthDetail.
+            Some("AuthDetail") => auth_username = Some(text(m, "Username")),
+            Some("AorDetail") => has_aor = true,
+            _ => {}
+        }
+    }
+    Ok(check.map(|c| EndpointCheck { auth_username, has_aor, ..c }))
+}
+
+/// Reloads one module (`res_pjsip.so`, `pbx_config.so`). Asterisk answers `Module Reloaded`
+/// even when the new config was broken; verify the result with [`endpoint`].
+pub async fn reload(s: &mut Session, module: &str) -> Result<(), AmiError> {
+    s.action("Reload", &[("Module", module)]).await.map(|_| ())
+}
+
+/// Hangs up one channel; `false` when it was already gone.
+pub async fn hangup(s: &mut Session, channel: &str) -> Result<bool, AmiError> {
+    match s.action("Hangup", &[("Channel", channel), ("Cause", "16")]).await {
+        Ok(_) => Ok(true),
+        Err(AmiError::Refused { message, .. }) if message.starts_with("No such channel") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The live channels of one PJSIP endpoint (`PJSIP/<endpoint>-<seq>`).
+pub fn channels_of<'a>(channels: &'a [ChannelRow], endpoint: &str) -> Vec<&'a ChannelRow> {
+    let prefix = format!("PJSIP/{endpoint}-");
+    channels.iter().filter(|c| c.channel.starts_with(&prefix)).collect()
+}
+
+/// Asterisk's version (`CoreSettings`).
+pub async fn version(s: &mut Session) -> Result<String, AmiError> {
+    let m = s.action("CoreSettings", &[]).await?;
+    Ok(text(&m, "AsteriskVersion"))
+}
