@@ -12,9 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::calls::Calls;
-use crate::cli::{self, Cli, Command, ConfigCommand, Exit};
+use crate::cli::{self, Cli, Command, ConfigCommand, Exit, UsersCommand};
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::directory::Directory;
+use crate::pbx::provision::{ProvisionSettings, Provisioner};
+use crate::pbx::provision_loop::{LoopTiming, ProvisionLoop};
 use crate::store::{self, Store};
 use crate::web::{self, OriginPolicy, RateLimiter, Services, Settings, WebState, tls};
 
@@ -71,17 +73,33 @@ pub fn main() -> ExitCode {
             let config = &loaded.config;
             let directory = Directory::new(store.clone(), config.pbx.extension_range);
             let origin = config.web.origin(config.web.bind);
-            let exit = match Auth::new(store.clone(), directory.clone(), &config.auth, &origin) {
+            let changes_asterisk =
+                matches!(command, UsersCommand::Add { .. } | UsersCommand::Disable { .. } | UsersCommand::Enable { .. });
+            let mut exit = match Auth::new(store.clone(), directory.clone(), &config.auth, &origin) {
                 Ok(auth) => cli::users(command, &directory, &auth).await,
                 Err(e) => {
                     eprintln!("error: {e}");
                     Exit::Config
                 }
             };
+            if exit == Exit::Ok && changes_asterisk && config.pbx.ami_url.is_some() {
+                exit = cli::apply_after_user_change(store.clone(), config).await;
+            }
             store.close().await;
             exit
         }),
-        Command::Pbx(command) => runtime.block_on(cli::pbx(command, &loaded.config.pbx)),
+        Command::Pbx(command) => runtime.block_on(async {
+            let store = match store::open(&loaded.config.store).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Exit::Failure;
+                }
+            };
+            let exit = cli::pbx(command, &loaded.config, store.clone()).await;
+            store.close().await;
+            exit
+        }),
         Command::Version(out) => {
             cli::version(&out);
             Exit::Ok
@@ -122,6 +140,8 @@ enum StartError {
     Tls(#[from] tls::TlsError),
     #[error("sign-in setup: {0}")]
     Auth(String),
+    #[error("Asterisk provisioning setup: {0}")]
+    Pbx(String),
 }
 
 /// `hub serve`: runs until SIGINT or SIGTERM, then drains and stops.
@@ -140,10 +160,22 @@ async fn serve(config: Config) -> Exit {
     let (calls, calls_task) = Calls::start(config.calls.clone(), store.clone(), cancel.clone());
     let services = Services { store: store.clone(), auth: parts.auth, calls, shutdown: stopping.clone() };
     let state = WebState::new(services, parts.settings);
-    let purgers = [
+    let mut tasks = vec![
         state.auth.sessions().spawn_purger(PURGE_EVERY, cancel.clone()),
         spawn_attempt_purger(state.auth.clone(), cancel.clone()),
     ];
+    if let Some(provisioner) = parts.provisioner {
+        let timing = LoopTiming {
+            quiet: config.pbx.coalesce_quiet,
+            max_wait: config.pbx.coalesce_max,
+            resync: config.pbx.resync_every,
+            retry_min: Duration::from_millis(500).min(config.pbx.retry_max),
+            retry_max: config.pbx.retry_max,
+        };
+        let (_loop, task) =
+            ProvisionLoop::spawn(provisioner, parts.directory.subscribe(), None, timing, cancel.clone());
+        tasks.push(task);
+    }
     let app = web::router(state, &config.web.webapp_dir);
     let on_signal = async move {
         shutdown_signal().await;
@@ -151,7 +183,7 @@ async fn serve(config: Config) -> Exit {
     };
     let result = web::serve(listener, tls, app, on_signal, config.web.shutdown_grace).await;
     cancel.cancel();
-    for task in purgers {
+    for task in tasks {
         let _ = task.await;
     }
     // The controller ends live calls and writes their records before the store closes.
@@ -200,6 +232,8 @@ struct Started {
 struct Parts {
     auth: Auth,
     settings: Settings,
+    directory: Directory,
+    provisioner: Option<Provisioner>,
 }
 
 /// Everything that can fail before serving, in an order that leaves nothing half-done.
@@ -214,7 +248,14 @@ async fn start(config: &Config) -> Result<Started, StartError> {
     let local = listener.local_addr().map_err(|source| StartError::Bind { addr: config.web.bind, source })?;
     let origin = config.web.origin(local);
     let directory = Directory::new(store.clone(), config.pbx.extension_range);
-    let auth = Auth::new(store.clone(), directory, &config.auth, &origin).map_err(StartError::Auth)?;
+    let auth = Auth::new(store.clone(), directory.clone(), &config.auth, &origin).map_err(StartError::Auth)?;
+    let provisioner = match config.pbx.ami_url {
+        Some(_) => Some(
+            Provisioner::new(store.clone(), ProvisionSettings::from_config(config))
+                .map_err(|e| StartError::Pbx(e.to_string()))?,
+        ),
+        None => None,
+    };
     let policy = OriginPolicy { fixed: config.web.public_url.as_ref().map(|_| origin.clone()) };
     let limiter = RateLimiter::new(config.auth.signin_rate_per_minute);
     let mode = if config.auth.issuer.is_some() { "oidc" } else { "demo" };
@@ -225,9 +266,16 @@ async fn start(config: &Config) -> Result<Started, StartError> {
         "TLS certificate (SHA-256)"
     );
     tracing::info!(addr = %local, url = %format!("{origin}/"), store = store.backend_name(), auth = mode, "listening");
-    let settings =
-        Settings { cookie_key, limiter, origin: policy, media: config.media.clone(), calls: config.calls.clone() };
-    Ok(Started { listener, tls: tls.server_config, store, parts: Parts { auth, settings } })
+    let sip = web::SipWebSettings { wss_url: config.pbx.browser_wss_url(), realm: config.pbx.realm.clone() };
+    let settings = Settings {
+        cookie_key,
+        limiter,
+        origin: policy,
+        media: config.media.clone(),
+        calls: config.calls.clone(),
+        sip,
+    };
+    Ok(Started { listener, tls: tls.server_config, store, parts: Parts { auth, settings, directory, provisioner } })
 }
 
 /// Creates the data directory if needed and proves it can be written.

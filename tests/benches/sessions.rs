@@ -87,6 +87,7 @@ async fn run() {
         origin: OriginPolicy { fixed: None },
         media: config.media.clone(),
         calls: config.calls.clone(),
+        sip: hub::web::SipWebSettings::default(),
     };
     let state = WebState::new(services, settings);
     let mut samples = Vec::with_capacity(CHECKS);

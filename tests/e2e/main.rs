@@ -6,6 +6,7 @@ mod common;
 mod config;
 mod demo;
 mod pbx_cli;
+mod provision;
 mod serve;
 mod signaling;
 mod signin;

@@ -4,6 +4,7 @@
 
 mod config_cmd;
 mod pbx;
+mod progress;
 mod table;
 mod users;
 
@@ -15,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{FlagOverride, Sources};
 
 pub use config_cmd::{check as config_check, show as config_show};
-pub use pbx::run as pbx;
+pub use pbx::{apply_after_user_change, run as pbx};
 pub use users::run as users;
 
 /// Exit codes, stable for scripts.
@@ -116,6 +117,59 @@ pub enum PbxCommand {
         /// Output format.
         #[command(flatten)]
         out: JsonFlag,
+    },
+    /// AMI reachable?, Asterisk version, last reload, pending changes, users provisioned/failed,
+    /// registered contacts
+    Status {
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Print the Asterisk config the hub would write now (passwords masked)
+    Render {
+        /// Only the differences from the files written last
+        #[arg(long)]
+        diff: bool,
+    },
+    /// Write the config, reload Asterisk once and verify every changed endpoint
+    Apply {
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Reload Asterisk and re-verify every user's endpoint, changed or not
+    Reload {
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Place a test call: ring FROM (a user, or a channel like PJSIP/1001), then dial TO
+    Originate {
+        /// Username, extension, or a channel (`PJSIP/name`, `Local/200@ctx`)
+        from: String,
+        /// The number to dial once FROM answers
+        to: String,
+        /// Seconds to wait for FROM to answer
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Replace SIP secrets now (all users, or one) and apply
+    Rotate {
+        /// Only this user (username, extension or id)
+        #[arg(long)]
+        user: Option<String>,
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Check that Asterisk's pjsip.conf and extensions.conf include the hub's files
+    Init {
+        /// Asterisk's config directory (default: pbx.asterisk_config_dir)
+        #[arg(long, value_name = "DIR")]
+        asterisk_dir: Option<PathBuf>,
     },
 }
 

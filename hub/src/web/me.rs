@@ -83,3 +83,44 @@ pub(super) async fn logout_all(
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok((jar.remove(removal()), Json(json!({ "ended": ended }))).into_response())
 }
+
+/// `GET /api/me/sip`: what my browser needs to register to Asterisk as me (SIP over WSS).
+/// The hub serves HTTPS only, so the secret never crosses the network in clear; the answer
+/// is never cached. A user whose account the provisioning has not created yet gets 404
+/// `not_provisioned` (it appears within seconds of the first sign-in).
+pub(super) async fn sip(State(state): State<WebState>, me: SignedIn) -> Result<Response, ApiError> {
+    let no_store = [(axum::http::header::CACHE_CONTROL, "no-store")];
+    let Some(wss_url) = state.sip.wss_url.clone() else {
+        let body = json!({ "error": "no_asterisk", "message": "this hub has no Asterisk configured (pbx.ami_url)" });
+        return Ok((StatusCode::NOT_FOUND, no_store, Json(body)).into_response());
+    };
+    let account = state.store.sip_account(&me.user.id).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let (Some(account), Some(extension)) = (account, me.user.extension.as_ref()) else {
+        let body = json!({
+            "error": "not_provisioned",
+            "message": "your phone account is being set up on Asterisk; try again in a few seconds",
+        });
+        return Ok((StatusCode::NOT_FOUND, no_store, Json(body)).into_response());
+    };
+    let host = wss_url
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or(""))
+        .map(|hostport| match hostport.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => hostport,
+        })
+        .unwrap_or("")
+        .to_string();
+    tracing::info!(user = %me.user.username, endpoint = %account.username, "SIP credentials handed to a browser");
+    let body = json!({
+        "wss_url": wss_url,
+        "uri": format!("sip:{}@{host}", account.username),
+        "username": account.username,
+        "secret": account.secret.expose(),
+        "extension": extension,
+        "realm": state.sip.realm,
+        "display_name": me.user.display_name,
+        "rotated_at": account.rotated_at,
+    });
+    Ok((StatusCode::OK, no_store, Json(body)).into_response())
+}

@@ -71,6 +71,8 @@ pub struct WebState {
     pub media: Arc<MediaConfig>,
     /// Ring timeout and signaling limits.
     pub calls_config: Arc<CallsConfig>,
+    /// Browser SIP registration settings.
+    pub sip: Arc<SipWebSettings>,
     /// Fires when the hub stops: long-lived connections (WebSockets) close at once instead
     /// of holding the shutdown up.
     pub shutdown: CancellationToken,
@@ -104,6 +106,17 @@ pub struct Settings {
     pub media: MediaConfig,
     /// Call limits.
     pub calls: CallsConfig,
+    /// What browsers need to register to Asterisk.
+    pub sip: SipWebSettings,
+}
+
+/// Where browsers register to Asterisk (`GET /api/me/sip`).
+#[derive(Clone, Debug, Default)]
+pub struct SipWebSettings {
+    /// `wss://pbx:8089/ws`; `None`: no Asterisk configured.
+    pub wss_url: Option<String>,
+    /// The realm Asterisk challenges with.
+    pub realm: String,
 }
 
 impl WebState {
@@ -118,6 +131,7 @@ impl WebState {
             origin: settings.origin,
             media: Arc::new(settings.media),
             calls_config: Arc::new(settings.calls),
+            sip: Arc::new(settings.sip),
             shutdown: services.shutdown,
             metrics: HttpMetrics::default(),
             started: Instant::now(),
@@ -141,6 +155,7 @@ pub fn router(state: WebState, webapp_dir: &Path) -> Router {
         .route("/api/me", get(me::me))
         .route("/api/me/sessions/{id}", delete(me::end_session))
         .route("/api/me/logout-all", post(me::logout_all))
+        .route("/api/me/sip", get(me::sip))
         .route("/api/directory", get(directory::search))
         .route("/ws", get(ws::upgrade))
         .fallback_service(static_files::service(webapp_dir))

@@ -20,6 +20,10 @@ async fn state_in(dir: &std::path::Path) -> WebState {
         origin,
         media: config.media,
         calls: config.calls,
+        sip: crate::web::SipWebSettings {
+            wss_url: Some("wss://pbx.test:8089/ws".into()),
+            realm: "asterisk".into(),
+        },
     };
     WebState::new(Services { store, auth, calls, shutdown: tokio_util::sync::CancellationToken::new() }, settings)
 }

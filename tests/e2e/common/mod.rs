@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod ami_replay;
+pub mod ami_sim;
 pub mod idp;
 pub mod turn;
 
