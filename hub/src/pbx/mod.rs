@@ -1,5 +1,15 @@
-//! Asterisk (L2): the Asterisk Manager Interface (codec, connection, command session) and
-//! the read side a sysadmin uses (`hub pbx endpoints|contacts|channels`).
+//! Asterisk (L2): the Asterisk Manager Interface (codec, connection, command session), the
+//! read side a sysadmin uses (`hub pbx endpoints|contacts|channels`), and the live SIP
+//! presence of every endpoint, from AMI listings and events.
+//!
+//! ```text
+//!  ami/         the protocol: frames, one connection, a logged-in session
+//!  asterisk.rs  listings as plain rows (endpoints, contacts, channels)
+//!  presence.rs  SipPresence: per endpoint, registered contacts and device state
+//! ```
 
 pub mod ami;
 pub mod asterisk;
+pub mod presence;
+
+pub use presence::{ContactStatus, DeviceState, EndpointPresence, SipPresence};
