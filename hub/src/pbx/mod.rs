@@ -1,15 +1,18 @@
 //! Asterisk (L2): the Asterisk Manager Interface (codec, connection, command session), the
 //! read side a sysadmin uses (`hub pbx endpoints|contacts|channels`), and the live SIP
-//! presence of every endpoint, from AMI listings and events.
+//! presence of every endpoint, kept current by a long-lived AMI event link.
 //!
 //! ```text
 //!  ami/         the protocol: frames, one connection, a logged-in session
 //!  asterisk.rs  listings as plain rows (endpoints, contacts, channels)
 //!  presence.rs  SipPresence: per endpoint, registered contacts and device state
+//!  link.rs      EventLink: events-on session that seeds and updates SipPresence, reconnects
 //! ```
 
 pub mod ami;
 pub mod asterisk;
+pub mod link;
 pub mod presence;
 
+pub use link::{EventLink, LinkHandle, LinkOptions, LinkStatus};
 pub use presence::{ContactStatus, DeviceState, EndpointPresence, SipPresence};
