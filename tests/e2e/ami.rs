@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use hub::config::AmiTarget;
 use hub::pbx::ami::{AmiError, Auth, Session};
 
-use crate::common::ami_replay::Replay;
+use crate::common::ami_replay::{AmiServer, Replay, link_answers};
 
 fn target(port: u16, secret: &str) -> AmiTarget {
     AmiTarget::parse(&format!("ami://admin:{secret}@127.0.0.1:{port}")).unwrap()
@@ -82,6 +82,69 @@ async fn event_lists_and_unknown_endpoints() {
     let (mut s, _r) = logged_in("06f-pjsip-show-endpoint-unknown").await;
     let err = s.list("PJSIPShowEndpoint", &[("Endpoint", "9999")]).await.err().unwrap();
     assert_eq!(err.to_string(), "Asterisk refused PJSIPShowEndpoint: Unable to retrieve endpoint 9999");
+}
+
+#[tokio::test]
+async fn an_events_session_hands_out_events_in_order_around_actions() {
+    // 07b: the REGISTER events arrive before the answer to PJSIPShowContacts, the
+    // un-REGISTER events right after the PJSIPShowEndpoint list.
+    let replay = Replay::start("07b-register-unregister-events-websocket").await;
+    let mut s = Session::login(&target(replay.port, "secret-test"), Auth::Plain, true).await.unwrap();
+    let contacts = s.list("PJSIPShowContacts", &[]).await.unwrap();
+    assert_eq!(contacts.len(), 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut names = Vec::new();
+    for _ in 0..7 {
+        names.push(s.next_event(deadline).await.unwrap().expect("a queued event").name().unwrap().to_string());
+    }
+    assert_eq!(
+        names,
+        [
+            "FullyBooted",
+            "SuccessfulAuth",
+            "ChallengeSent",
+            "SuccessfulAuth",
+            "PeerStatus",
+            "DeviceStateChange",
+            "ContactStatus"
+        ]
+    );
+    let items = s.list("PJSIPShowEndpoint", &[("Endpoint", "1002")]).await.unwrap();
+    assert_eq!(items.len(), 4, "list items are answers, not events");
+    let mut unregister = Vec::new();
+    for _ in 0..5 {
+        let m = s.next_event(deadline).await.unwrap().expect("an un-REGISTER event");
+        unregister.push(format!("{} {}", m.name().unwrap(), m.get("ContactStatus").or(m.get("State")).unwrap_or("")));
+    }
+    assert_eq!(
+        unregister,
+        ["ChallengeSent ", "SuccessfulAuth ", "PeerStatus ", "DeviceStateChange UNAVAILABLE", "ContactStatus Removed"]
+    );
+    let quiet = tokio::time::Instant::now() + Duration::from_millis(200);
+    assert!(s.next_event(quiet).await.unwrap().is_none(), "nothing more until the deadline");
+    s.logoff().await.unwrap();
+    replay.verdict().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bounded_ping_and_one_that_goes_unanswered() {
+    let (mut s, replay) = logged_in("03-ping").await;
+    s.ping_within(Duration::from_secs(5)).await.unwrap();
+    s.ping_within(Duration::from_secs(5)).await.unwrap();
+    assert!(s.next_event(tokio::time::Instant::now()).await.unwrap().is_none(), "a Pong is not an event");
+    s.logoff().await.unwrap();
+    replay.verdict().await.unwrap();
+
+    let server = AmiServer::start(link_answers()).await;
+    server.answer_pings(false);
+    let mut s = Session::login(&target(server.port, "secret-test"), Auth::Plain, true).await.unwrap();
+    let started = Instant::now();
+    let err = s.ping_within(Duration::from_millis(300)).await.err().unwrap();
+    assert!(matches!(err, AmiError::Timeout(_)), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // The events that came with the login are still there, in order.
+    let first = s.next_event(tokio::time::Instant::now()).await.unwrap().unwrap();
+    assert_eq!(first.name(), Some("FullyBooted"));
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `hub` binary, started by the tests on 127.0.0.1.
 
 mod ami;
+mod ami_link;
 mod cli;
 mod common;
 mod config;

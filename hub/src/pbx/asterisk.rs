@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::ami::{AmiError, Auth, Message, Session};
+use super::ami::{AmiError, Message, Session};
 use crate::config::{AmiAuth, AmiTarget};
 
 /// A PJSIP endpoint.
@@ -55,20 +55,14 @@ fn text(m: &Message, key: &str) -> String {
 
 /// A short-lived command session to the configured Asterisk.
 pub async fn connect(target: &AmiTarget, auth: AmiAuth) -> Result<Session, AmiError> {
-    let auth = match auth {
-        AmiAuth::Md5 => Auth::Md5,
-        AmiAuth::Plain => Auth::Plain,
-    };
-    Session::login(target, auth, false).await
+    Session::login(target, auth.into(), false).await
 }
 
-/// Every PJSIP endpoint with its device state and contacts.
-pub async fn endpoints(s: &mut Session) -> Result<Vec<EndpointRow>, AmiError> {
-    let items = s.list("PJSIPShowEndpoints", &[]).await?;
-    Ok(items
-        .iter()
-        .filter(|m| m.name() == Some("EndpointList"))
-        .map(|m| EndpointRow {
+impl EndpointRow {
+    /// The row of one `EndpointList` item of a `PJSIPShowEndpoints` listing (`None` for any
+    /// other message), so a listing read another way (a replayed transcript) gives the same rows.
+    pub fn from_item(m: &Message) -> Option<Self> {
+        (m.name() == Some("EndpointList")).then(|| EndpointRow {
             name: text(m, "ObjectName"),
             state: text(m, "DeviceState"),
             contacts: text(m, "Contacts")
@@ -78,20 +72,14 @@ pub async fn endpoints(s: &mut Session) -> Result<Vec<EndpointRow>, AmiError> {
                 .map(str::to_string)
                 .collect(),
         })
-        .collect())
+    }
 }
 
-/// Every registered contact. Asterisk answers an empty list with an error (`No Contacts
-/// found`); that is an empty list here.
-pub async fn contacts(s: &mut Session) -> Result<Vec<ContactRow>, AmiError> {
-    let items = match s.list("PJSIPShowContacts", &[]).await {
-        Err(AmiError::Refused { message, .. }) if message.starts_with("No Contacts found") => return Ok(Vec::new()),
-        other => other?,
-    };
-    Ok(items
-        .iter()
-        .filter(|m| m.name() == Some("ContactList"))
-        .map(|m| {
+impl ContactRow {
+    /// The row of one `ContactList` item of a `PJSIPShowContacts` listing (`None` for any
+    /// other message).
+    pub fn from_item(m: &Message) -> Option<Self> {
+        (m.name() == Some("ContactList")).then(|| {
             let object = text(m, "ObjectName");
             ContactRow {
                 aor: object.split(';').next().unwrap_or("").to_string(),
@@ -101,7 +89,23 @@ pub async fn contacts(s: &mut Session) -> Result<Vec<ContactRow>, AmiError> {
                 user_agent: text(m, "UserAgent"),
             }
         })
-        .collect())
+    }
+}
+
+/// Every PJSIP endpoint with its device state and contacts.
+pub async fn endpoints(s: &mut Session) -> Result<Vec<EndpointRow>, AmiError> {
+    let items = s.list("PJSIPShowEndpoints", &[]).await?;
+    Ok(items.iter().filter_map(EndpointRow::from_item).collect())
+}
+
+/// Every registered contact. Asterisk answers an empty list with an error (`No Contacts
+/// found`); that is an empty list here.
+pub async fn contacts(s: &mut Session) -> Result<Vec<ContactRow>, AmiError> {
+    let items = match s.list("PJSIPShowContacts", &[]).await {
+        Err(AmiError::Refused { message, .. }) if message.starts_with("No Contacts found") => return Ok(Vec::new()),
+        other => other?,
+    };
+    Ok(items.iter().filter_map(ContactRow::from_item).collect())
 }
 
 /// Every live channel.

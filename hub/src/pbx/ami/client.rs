@@ -1,6 +1,8 @@
-//! A logged-in AMI session for commands: each action gets an `ActionID` and its answer is the
-//! `Response` carrying that id; events that arrive meanwhile (including event-list items and
-//! `OriginateResponse`, which carry ActionIDs but are events) are kept apart.
+//! A logged-in AMI session: each action gets an `ActionID` and its answer is the `Response`
+//! carrying that id; events that arrive meanwhile (including event-list items and
+//! `OriginateResponse`, which carry ActionIDs but are events) are kept apart, in order. A
+//! session with events on is read with [`Session::next_event`], which hands out those kept
+//! events first, and kept alive with [`Session::ping_within`].
 //!
 //! What real Asterisk 22 does that this relies on (see the fixtures): a failed login is
 //! answered after about a second and the socket is then closed; without `Events: off` a
@@ -16,7 +18,7 @@ use tokio::time::Instant;
 
 use super::connection::Connection;
 use super::frame::{FrameError, Kind, Message};
-use crate::config::AmiTarget;
+use crate::config::{AmiAuth, AmiTarget};
 
 /// How long an action may take to be answered.
 pub const ACTION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,6 +58,16 @@ pub enum Auth {
     Plain,
     /// `Challenge` first, then `Key: md5(challenge + secret)`: the secret never crosses the wire.
     Md5,
+}
+
+/// The configured login method (`[pbx] ami_auth`) as the session performs it.
+impl From<AmiAuth> for Auth {
+    fn from(auth: AmiAuth) -> Self {
+        match auth {
+            AmiAuth::Md5 => Auth::Md5,
+            AmiAuth::Plain => Auth::Plain,
+        }
+    }
 }
 
 /// A logged-in manager session.
@@ -118,12 +130,21 @@ impl Session {
 
     /// Sends an action and returns its `Response` (whatever it says).
     async fn raw_action(&mut self, action: &str, headers: &[(&str, &str)]) -> Result<Message, AmiError> {
+        self.raw_action_until(action, headers, Instant::now() + ACTION_TIMEOUT).await
+    }
+
+    /// [`Session::raw_action`] with its own deadline for the answer.
+    async fn raw_action_until(
+        &mut self,
+        action: &str,
+        headers: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<Message, AmiError> {
         self.next_id += 1;
         let id = format!("{}-{}", self.prefix, self.next_id);
         let mut all: Vec<(&str, &str)> = vec![("Action", action), ("ActionID", id.as_str())];
         all.extend_from_slice(headers);
         self.conn.send(&all).await?;
-        let deadline = Instant::now() + ACTION_TIMEOUT;
         loop {
             let Some(m) = self.conn.read(deadline, action).await? else {
                 return Err(AmiError::Closed(format!("while waiting for the answer to {action}")));
@@ -177,6 +198,41 @@ impl Session {
     /// `Ping`: the session is alive.
     pub async fn ping(&mut self) -> Result<(), AmiError> {
         self.action("Ping", &[]).await.map(|_| ())
+    }
+
+    /// `Ping` answered within `timeout`, or [`AmiError::Timeout`]: the keepalive of a
+    /// long-lived events session, where a silent peer must be noticed sooner than
+    /// [`ACTION_TIMEOUT`]. Events that arrive meanwhile stay queued, in order, for
+    /// [`Session::next_event`]; the `Pong` itself is never one of them.
+    pub async fn ping_within(&mut self, timeout: Duration) -> Result<(), AmiError> {
+        let m = self.raw_action_until("Ping", &[], Instant::now() + timeout).await?;
+        if m.get("Response").is_some_and(|r| r.eq_ignore_ascii_case("Error")) {
+            return Err(refused("Ping", &m));
+        }
+        Ok(())
+    }
+
+    /// The next event of an events-on session: first those queued while earlier actions
+    /// waited for their answers (oldest first), then what the server sends. `Ok(None)` when
+    /// `deadline` passes with no event (time for a keepalive, say); [`AmiError::Closed`]
+    /// when the server ends the connection. A `Response` that no action waits for any more
+    /// (the late answer to an action that timed out) is dropped: it is not an event.
+    pub async fn next_event(&mut self, deadline: Instant) -> Result<Option<Message>, AmiError> {
+        loop {
+            let m = match self.events.pop_front() {
+                Some(m) => m,
+                None => match self.conn.read(deadline, "the next event").await {
+                    Ok(Some(m)) => m,
+                    Ok(None) => return Err(AmiError::Closed("the server ended the event stream".into())),
+                    Err(AmiError::Timeout(_)) => return Ok(None),
+                    Err(e) => return Err(e),
+                },
+            };
+            if m.kind == Kind::Event {
+                return Ok(Some(m));
+            }
+            tracing::debug!(response = ?m.name(), action_id = ?m.action_id(), "AMI answer nobody waits for, dropped");
+        }
     }
 
     /// Events received while waiting for answers, oldest first.

@@ -1,26 +1,8 @@
 //! The decoder against every real Asterisk 22 transcript in `shared/fixtures/ami`, fed both
 //! whole and in the chunks the server's TCP stream actually delivered.
 
-use std::path::PathBuf;
-
 use super::*;
-
-fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("HUB_AMI_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/ami"));
-    assert!(dir.is_dir(), "AMI fixtures not found at {} (set HUB_AMI_FIXTURES)", dir.display());
-    dir
-}
-
-fn names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fixtures())
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".server").map(str::to_string))
-        .collect();
-    names.sort();
-    names
-}
+use crate::pbx::ami::fixtures::{fixtures, names, server};
 
 fn decode_all(decoder: &mut Decoder) -> Vec<Message> {
     let mut out = Vec::new();
@@ -28,17 +10,6 @@ fn decode_all(decoder: &mut Decoder) -> Vec<Message> {
         out.push(m);
     }
     out
-}
-
-/// The server's messages of a fixture, decoded from the whole stream.
-fn server(name: &str) -> Vec<Message> {
-    let bytes = std::fs::read(fixtures().join(format!("{name}.server"))).unwrap();
-    let mut d = Decoder::server();
-    d.feed(&bytes);
-    let msgs = decode_all(&mut d);
-    assert_eq!(d.greeting(), Some("Asterisk Call Manager/11.0.0"), "{name}");
-    assert_eq!(d.pending(), 0, "{name}: bytes left over");
-    msgs
 }
 
 #[test]
