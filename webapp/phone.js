@@ -415,6 +415,17 @@
       const presence = document.createElement("span");
       presence.className = "presence " + (u.in_call ? "busy" : u.online ? "online" : "offline");
       presence.textContent = u.in_call ? "in a call" : u.online ? "online" : "offline";
+      let phones = null;
+      if (u.sip) {
+        phones = document.createElement("span");
+        phones.className = "presence sip " + (u.sip.in_use ? "busy" : u.sip.registered ? "online" : "offline");
+        phones.textContent = u.sip.in_use
+          ? "phone in use"
+          : u.sip.registered
+            ? `${u.sip.registered} phone${u.sip.registered > 1 ? "s" : ""}`
+            : "no phone";
+        phones.title = "Devices registered to the phone system (desk phones, softphones)";
+      }
       const call = document.createElement("button");
       call.type = "button";
       call.className = "call";
@@ -427,7 +438,7 @@
       video.textContent = "Video";
       video.setAttribute("aria-label", `Video call ${u.display_name}`);
       video.addEventListener("click", () => placeCall(u, true));
-      li.append(who, presence, call, video);
+      li.append(...[who, presence, phones, call, video].filter(Boolean));
       list.append(li);
     }
     if (!list.children.length) list.textContent = q ? "Nobody found." : "";

@@ -15,7 +15,9 @@ use crate::calls::Calls;
 use crate::cli::{self, Cli, Command, ConfigCommand, Exit, UsersCommand};
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::directory::Directory;
+use crate::config::AmiTarget;
 use crate::pbx::provision::{ProvisionSettings, Provisioner};
+use crate::pbx::{EventLink, LinkHandle, LinkOptions, SipPresence};
 use crate::pbx::provision_loop::{LoopTiming, ProvisionLoop};
 use crate::store::{self, Store};
 use crate::web::{self, OriginPolicy, RateLimiter, Services, Settings, WebState, tls};
@@ -164,6 +166,12 @@ async fn serve(config: Config) -> Exit {
         state.auth.sessions().spawn_purger(PURGE_EVERY, cancel.clone()),
         spawn_attempt_purger(state.auth.clone(), cancel.clone()),
     ];
+    let link = match (&config.pbx.ami_url, &state.sip.presence) {
+        (Some(url), Some(presence)) => AmiTarget::parse(url.expose()).ok().map(|target| {
+            EventLink::spawn(target, config.pbx.ami_auth, presence.clone(), cancel.clone(), LinkOptions::default())
+        }),
+        _ => None,
+    };
     if let Some(provisioner) = parts.provisioner {
         let timing = LoopTiming {
             quiet: config.pbx.coalesce_quiet,
@@ -172,8 +180,9 @@ async fn serve(config: Config) -> Exit {
             retry_min: Duration::from_millis(500).min(config.pbx.retry_max),
             retry_max: config.pbx.retry_max,
         };
+        let asterisk_up = link.as_ref().map(LinkHandle::subscribe_connected);
         let (_loop, task) =
-            ProvisionLoop::spawn(provisioner, parts.directory.subscribe(), None, timing, cancel.clone());
+            ProvisionLoop::spawn(provisioner, parts.directory.subscribe(), asterisk_up, timing, cancel.clone());
         tasks.push(task);
     }
     let app = web::router(state, &config.web.webapp_dir);
@@ -266,7 +275,12 @@ async fn start(config: &Config) -> Result<Started, StartError> {
         "TLS certificate (SHA-256)"
     );
     tracing::info!(addr = %local, url = %format!("{origin}/"), store = store.backend_name(), auth = mode, "listening");
-    let sip = web::SipWebSettings { wss_url: config.pbx.browser_wss_url(), realm: config.pbx.realm.clone() };
+    let presence = config.pbx.ami_url.as_ref().map(|_| SipPresence::new());
+    let sip = web::SipWebSettings {
+        wss_url: config.pbx.browser_wss_url(),
+        realm: config.pbx.realm.clone(),
+        presence: presence.clone(),
+    };
     let settings = Settings {
         cookie_key,
         limiter,

@@ -207,12 +207,12 @@ async fn a_reload_that_succeeds_but_drops_an_endpoint_is_reported_failed() {
     let templates = dir.path().join("templates");
     std::fs::create_dir_all(&templates).unwrap();
     let builtin = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../asterisk-conf-templates/pjsip_user.hbs"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../asterisk-conf-templates/pjsip-user.hbs"),
     )
     .unwrap();
     let broken = builtin.replacen("type=endpoint", "type=endpoint\n{{#if (eq extension \"1000\")}}dtmf_mode=not_a_mode\n{{/if}}", 1);
     assert_ne!(broken, builtin, "the built-in user template has an endpoint section");
-    std::fs::write(templates.join("pjsip_user.hbs"), broken).unwrap();
+    std::fs::write(templates.join("pjsip-user.hbs"), broken).unwrap();
     let templates_env = templates.display().to_string();
     let out = tokio::task::spawn_blocking({
         let (dir, url) = (dir.path().to_path_buf(), url.clone());

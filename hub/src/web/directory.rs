@@ -35,10 +35,15 @@ pub(super) async fn search(
         .presence(users.iter().map(|u| u.id.clone()).collect())
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let mut sip = Vec::with_capacity(users.len());
+    for u in &users {
+        sip.push(sip_reachability(&state, u).await?);
+    }
     let list: Vec<Value> = users
         .iter()
         .zip(presence)
-        .map(|(u, p)| {
+        .zip(sip)
+        .map(|((u, p), sip)| {
             json!({
                 "id": u.id,
                 "display_name": u.display_name,
@@ -48,9 +53,32 @@ pub(super) async fn search(
                 "online": p.devices > 0,
                 "devices": p.devices,
                 "in_call": p.in_call,
+                "sip": sip,
                 "you": u.id == me.user.id,
             })
         })
         .collect();
     Ok(Json(json!({ "users": list })))
+}
+
+/// A user's reachability on Asterisk (desk phones, browsers registered over SIP): `null` when
+/// no Asterisk is configured, the user has no endpoint, or the hub cannot see Asterisk now
+/// (unknown is not the same as unregistered).
+async fn sip_reachability(state: &WebState, user: &crate::model::User) -> Result<Value, ApiError> {
+    let Some(presence) = &state.sip.presence else { return Ok(Value::Null) };
+    if !presence.is_live() {
+        return Ok(Value::Null);
+    }
+    let Some(account) = state.store.sip_account(&user.id).await.map_err(|e| ApiError::Unavailable(e.to_string()))?
+    else {
+        return Ok(Value::Null);
+    };
+    Ok(match presence.get(&account.username) {
+        Some(p) => json!({
+            "registered": p.registered_contacts().len(),
+            "in_use": p.in_use(),
+            "state": p.device_state(),
+        }),
+        None => json!({ "registered": 0, "in_use": false, "state": "unavailable" }),
+    })
 }

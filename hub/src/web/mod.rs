@@ -117,6 +117,8 @@ pub struct SipWebSettings {
     pub wss_url: Option<String>,
     /// The realm Asterisk challenges with.
     pub realm: String,
+    /// Per-endpoint reachability from Asterisk's events; `None`: no Asterisk configured.
+    pub presence: Option<crate::pbx::SipPresence>,
 }
 
 impl WebState {

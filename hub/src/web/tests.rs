@@ -23,6 +23,7 @@ async fn state_in(dir: &std::path::Path) -> WebState {
         sip: crate::web::SipWebSettings {
             wss_url: Some("wss://pbx.test:8089/ws".into()),
             realm: "asterisk".into(),
+            presence: None,
         },
     };
     WebState::new(Services { store, auth, calls, shutdown: tokio_util::sync::CancellationToken::new() }, settings)
