@@ -8,6 +8,8 @@
 //!                 the template escape function
 //!  pjsip.rs       typed contexts for the PJSIP templates (PjsipUser, PjsipTrunk)
 //!  dialplan.rs    typed context for the dialplan template
+//!  templates.rs   the Handlebars templates: built in, overridable, strict
+//!  render.rs      render (plan → files + per-user revisions), write (atomic), diff
 //! ```
 
 pub mod ami;
@@ -16,8 +18,12 @@ pub mod conf_value;
 pub mod dialplan;
 pub mod pjsip;
 pub mod plan;
+pub mod render;
+pub mod templates;
 
 pub use conf_value::ValueError;
 pub use dialplan::Dialplan;
 pub use pjsip::{PjsipTrunk, PjsipUser};
 pub use plan::{DialplanPlan, EndpointSettings, PbxPlan, PlannedUser, TrunkPlan};
+pub use render::{ConfigFile, RenderError, RenderedConfig, diff, render, write};
+pub use templates::{TemplateName, TemplateOrigin, Templates};
