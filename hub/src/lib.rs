@@ -10,7 +10,8 @@
 //!                          atomic file writes
 //! L1  store                storage role traits; SQLite and MongoDB backends
 //! L2  directory, auth, pbx users, extensions, numbers; sign-in and sessions (auth uses directory);
-//!                          Asterisk (AMI codec, SIP presence from AMI events)
+//!                          Asterisk (AMI; generated config: templates, render, write;
+//!                          provisioning; SIP presence from AMI events)
 //! L3  calls                browser calls: state machine, controller, signaling protocol
 //! L5  web, cli             thin adapters (HTTPS + JSON; the `hub` command line)
 //! L6  app                  composition root: the only place that picks concrete backends

@@ -37,3 +37,19 @@ pub fn listening_addr(child: &mut std::process::Child, wait: Duration) -> String
     });
     rx.recv_timeout(wait).expect("the hub did not start listening")
 }
+
+/// Prints p50/p95/max of `samples` (sorted in place) in milliseconds: for runs that take
+/// milliseconds and are repeated a few dozen times, where p99 would just be the max.
+#[allow(dead_code, reason = "each bench compiles this module and uses only part of it")]
+pub fn millis(label: &str, samples: &mut [Duration]) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "  {label}: p50 {:.1} ms  p95 {:.1} ms  max {:.1} ms  (n={})",
+        ms(at(0.5)),
+        ms(at(0.95)),
+        ms(*samples.last().unwrap()),
+        samples.len()
+    );
+}
