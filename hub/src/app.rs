@@ -13,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::calls::Calls;
 use crate::cli::{self, Cli, Command, ConfigCommand, Exit, UsersCommand};
+use crate::config::AmiTarget;
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::directory::Directory;
-use crate::config::AmiTarget;
 use crate::pbx::provision::{ProvisionSettings, Provisioner};
-use crate::pbx::{EventLink, LinkHandle, LinkOptions, SipPresence};
 use crate::pbx::provision_loop::{LoopTiming, ProvisionLoop};
+use crate::pbx::{EventLink, LinkHandle, LinkOptions, SipPresence};
 use crate::store::{self, Store};
 use crate::web::{self, OriginPolicy, RateLimiter, Services, Settings, WebState, tls};
 
@@ -75,8 +75,10 @@ pub fn main() -> ExitCode {
             let config = &loaded.config;
             let directory = Directory::new(store.clone(), config.pbx.extension_range);
             let origin = config.web.origin(config.web.bind);
-            let changes_asterisk =
-                matches!(command, UsersCommand::Add { .. } | UsersCommand::Disable { .. } | UsersCommand::Enable { .. });
+            let changes_asterisk = matches!(
+                command,
+                UsersCommand::Add { .. } | UsersCommand::Disable { .. } | UsersCommand::Enable { .. }
+            );
             let mut exit = match Auth::new(store.clone(), directory.clone(), &config.auth, &origin) {
                 Ok(auth) => cli::users(command, &directory, &auth).await,
                 Err(e) => {
@@ -260,7 +262,8 @@ async fn start(config: &Config) -> Result<Started, StartError> {
     let auth = Auth::new(store.clone(), directory.clone(), &config.auth, &origin).map_err(StartError::Auth)?;
     let provisioner = match config.pbx.ami_url {
         Some(_) => Some(
-            Provisioner::new(store.clone(), ProvisionSettings::from_config(config))
+            ProvisionSettings::from_config(config)
+                .and_then(|settings| Provisioner::new(store.clone(), settings))
                 .map_err(|e| StartError::Pbx(e.to_string()))?,
         ),
         None => None,
@@ -281,14 +284,8 @@ async fn start(config: &Config) -> Result<Started, StartError> {
         realm: config.pbx.realm.clone(),
         presence: presence.clone(),
     };
-    let settings = Settings {
-        cookie_key,
-        limiter,
-        origin: policy,
-        media: config.media.clone(),
-        calls: config.calls.clone(),
-        sip,
-    };
+    let settings =
+        Settings { cookie_key, limiter, origin: policy, media: config.media.clone(), calls: config.calls.clone(), sip };
     Ok(Started { listener, tls: tls.server_config, store, parts: Parts { auth, settings, directory, provisioner } })
 }
 

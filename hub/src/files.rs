@@ -47,9 +47,13 @@ pub fn write_atomic_with(
     result
 }
 
+/// A temporary name next to `path`, unique per process and per write (two writes of one
+/// file in one process never share a temporary file).
 fn temp_path(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
 #[cfg(unix)]

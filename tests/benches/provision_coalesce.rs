@@ -16,7 +16,7 @@ use hub::directory::{Actor, Directory};
 use hub::model::{NewUser, ProvisionStatus};
 use hub::pbx::provision::{ProvisionSettings, Provisioner};
 use hub::pbx::provision_loop::{LoopTiming, ProvisionLoop};
-use hub::store::{ProvisioningStore, SqliteStore, Store};
+use hub::store::{SqliteStore, Store};
 
 const CHANGES: usize = 1_000;
 
@@ -30,7 +30,7 @@ async fn main() {
     config.store.data_dir = dir.path().to_path_buf();
     config.pbx.config_dir = Some(config_dir);
     config.pbx.ami_url = Some(hub::config::ConnectionUrl::new(sim.url()));
-    let provisioner = Provisioner::new(store.clone(), ProvisionSettings::from_config(&config)).unwrap();
+    let provisioner = Provisioner::new(store.clone(), ProvisionSettings::from_config(&config).unwrap()).unwrap();
     let directory = Directory::new(store.clone(), config.pbx.extension_range);
     let timing = LoopTiming {
         quiet: config.pbx.coalesce_quiet,
@@ -75,7 +75,10 @@ async fn main() {
     let reloads = (sim.reloads().len() - reloads_before) / 2;
     println!("  changes arrived over {:.0} ms", arrived.as_secs_f64() * 1e3);
     println!("  AMI reloads (res_pjsip.so + pbx_config.so): {reloads}  (target: at most 2)");
-    println!("  all {CHANGES} verified on the simulated Asterisk {:.0} ms after the first change", total.as_secs_f64() * 1e3);
+    println!(
+        "  all {CHANGES} verified on the simulated Asterisk {:.0} ms after the first change",
+        total.as_secs_f64() * 1e3
+    );
     println!("  cores: {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     stop.cancel();
     let _ = task.await;

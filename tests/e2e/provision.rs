@@ -47,9 +47,11 @@ fn json(out: &Output) -> Value {
 /// Adds a user with no Asterisk configured for the command, so nothing is applied yet.
 async fn add_user(dir: &Path, _url: &str, username: &str, name: &str) {
     let (dir, username, name) = (dir.to_path_buf(), username.to_string(), name.to_string());
-    let out = tokio::task::spawn_blocking(move || run(&dir, &["users", "add", "--username", &username, "--name", &name], &[]))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        run(&dir, &["users", "add", "--username", &username, "--name", &name], &[])
+    })
+    .await
+    .unwrap();
     ok(&out);
 }
 
@@ -96,12 +98,13 @@ async fn users_are_provisioned_with_one_reload_and_verified() {
     // What Asterisk loaded is what the store holds, the hostile name changed no structure.
     for user in ["alice", "bob", "carol"] {
         let (endpoint, secret) = endpoint_of(dir.path(), user).await;
-        let ep = sim.object(&endpoint).unwrap_or_else(|| panic!("no endpoint {endpoint}: {:?}", sim.rejected()));
+        let ep =
+            sim.object("endpoint", &endpoint).unwrap_or_else(|| panic!("no endpoint {endpoint}: {:?}", sim.rejected()));
         assert_eq!(ep.kind, "endpoint");
-        let auth = sim.object(&ep.options["auth"]).expect("auth object");
+        let auth = sim.object("auth", &ep.options["auth"]).expect("auth object");
         assert_eq!(auth.options["password"], secret);
         assert_eq!(auth.options["username"], endpoint);
-        assert_eq!(sim.object(&ep.options["aors"]).unwrap().options["max_contacts"], "10");
+        assert_eq!(sim.object("aor", &ep.options["aors"]).unwrap().options["max_contacts"], "10");
         assert!(ep.options["allow"].starts_with("ulaw"), "{:?}", ep.options);
     }
     assert!(sim.rejected().is_empty(), "{:?}", sim.rejected());
@@ -150,8 +153,8 @@ async fn disabling_a_user_removes_the_endpoint_and_hangs_up_their_calls() {
     let (_, stderr) = text(&out);
     assert!(stderr.contains(&format!("asterisk: removed endpoint {dave}")), "{stderr}");
     assert!(stderr.contains(&format!("asterisk: hung up PJSIP/{dave}-00000001")), "{stderr}");
-    assert_eq!(sim.object(&dave), None);
-    assert!(sim.object(&erin).is_some());
+    assert_eq!(sim.object("endpoint", &dave), None);
+    assert!(sim.object("endpoint", &erin).is_some());
     assert_eq!(sim.channels(), [format!("PJSIP/{erin}-00000002")], "only the disabled user's call ended");
     assert_eq!(sim.hung_up(), [format!("PJSIP/{dave}-00000001")]);
 
@@ -183,7 +186,10 @@ async fn rotation_replaces_one_users_secret_on_asterisk() {
     let (_, fay_new) = endpoint_of(dir.path(), "fay").await;
     assert_ne!(fay_new, fay_old);
     assert!(fay_new.len() >= 22, "at least 128 bits");
-    let auth = |ep: &str| sim.object(&sim.object(ep).unwrap().options["auth"]).unwrap().options["password"].clone();
+    let auth = |ep: &str| {
+        let auth = sim.object("endpoint", ep).unwrap().options["auth"].clone();
+        sim.object("auth", &auth).unwrap().options["password"].clone()
+    };
     assert_eq!(auth(&fay), fay_new);
     assert_eq!(auth(&gus), gus_old, "the other user keeps their secret");
 
@@ -210,7 +216,11 @@ async fn a_reload_that_succeeds_but_drops_an_endpoint_is_reported_failed() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../asterisk-conf-templates/pjsip-user.hbs"),
     )
     .unwrap();
-    let broken = builtin.replacen("type=endpoint", "type=endpoint\n{{#if (eq extension \"1000\")}}dtmf_mode=not_a_mode\n{{/if}}", 1);
+    let broken = builtin.replacen(
+        "type=endpoint",
+        "type=endpoint\n{{#if (eq extension \"1000\")}}dtmf_mode=not_a_mode\n{{/if}}",
+        1,
+    );
     assert_ne!(broken, builtin, "the built-in user template has an endpoint section");
     std::fs::write(templates.join("pjsip-user.hbs"), broken).unwrap();
     let templates_env = templates.display().to_string();
@@ -263,7 +273,8 @@ async fn a_thousand_users_changed_at_once_take_one_reload() {
         }
         hub::store::Store::close(&s).await;
     }
-    let report = json(&hub(dir.path(), &url, &["pbx", "apply", "--json"]).await);
+    let out = hub(dir.path(), &url, &["pbx", "apply", "--json"]).await;
+    let report = json(&out);
     assert_eq!(report["provisioned"].as_array().unwrap().len(), 1000, "{}", report["failed"]);
     assert_eq!(sim.reloads(), ["res_pjsip.so", "pbx_config.so"]);
     assert_eq!(sim.endpoints().len(), 1001, "1000 users and the hub's trunk");
@@ -312,7 +323,9 @@ async fn originate_rings_a_user_then_dials() {
     assert_eq!(result["channel"], format!("PJSIP/{jo}"));
 }
 
-#[tokio::test]
+// Multi-threaded: the simulated Asterisk must keep answering while the test thread blocks
+// on the hub's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asterisk_down_then_back_and_a_hub_restart_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let sim = AsteriskSim::start(sim_config(dir.path())).await;
@@ -329,10 +342,15 @@ async fn asterisk_down_then_back_and_a_hub_restart_lose_nothing() {
     // A first sign-in while Asterisk is down: the change is written and left pending.
     let hub1 = Hub::start(dir.path(), &[], &env);
     let b = browser(&hub1);
-    let res =
-        b.post(hub1.url("/auth/demo")).header("origin", hub1.url("")).form(&[("name", "Kim Lee")]).send().await.unwrap();
+    let res = b
+        .post(hub1.url("/auth/demo"))
+        .header("origin", hub1.url(""))
+        .form(&[("name", "Kim Lee")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
-    hub1.wait_for("Asterisk unreachable; changes stay pending");
+    hub1.wait_for_event("Asterisk unreachable; changes stay pending", "pending", "1");
     let res = b.get(hub1.url("/api/me/sip")).send().await.unwrap();
     assert_eq!(res.status(), 200, "the account exists before Asterisk has it");
     drop(hub1.stop("TERM"));
@@ -342,20 +360,25 @@ async fn asterisk_down_then_back_and_a_hub_restart_lose_nothing() {
 
     // A restarted hub still has it pending; Asterisk comes back and gets it without any new change.
     let hub2 = Hub::start(dir.path(), &[], &env);
-    hub2.wait_for("Asterisk unreachable; changes stay pending");
+    hub2.wait_for_event("Asterisk unreachable; changes stay pending", "pending", "1");
     let sim = sim.restart().await;
     let line = hub2.wait_for_event("provisioning applied", "provisioned", "1");
     assert!(line.contains("\"failed\":0"), "{line}");
     let b = browser(&hub2);
-    let res =
-        b.post(hub2.url("/auth/demo")).header("origin", hub2.url("")).form(&[("name", "Kim Lee")]).send().await.unwrap();
+    let res = b
+        .post(hub2.url("/auth/demo"))
+        .header("origin", hub2.url(""))
+        .form(&[("name", "Kim Lee")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
     let res = b.get(hub2.url("/api/me/sip")).send().await.unwrap();
     assert_eq!(res.headers()["cache-control"], "no-store");
     let sip: Value = res.json().await.unwrap();
     let endpoint = sip["username"].as_str().unwrap().to_string();
-    let ep = sim.object(&endpoint).expect("provisioned after Asterisk came back");
-    assert_eq!(sim.object(&ep.options["auth"]).unwrap().options["password"], sip["secret"].as_str().unwrap());
+    let ep = sim.object("endpoint", &endpoint).expect("provisioned after Asterisk came back");
+    assert_eq!(sim.object("auth", &ep.options["auth"]).unwrap().options["password"], sip["secret"].as_str().unwrap());
     assert_eq!(sip["extension"], "1000");
     assert_eq!(sip["realm"], "asterisk");
     assert_eq!(sip["wss_url"], "wss://127.0.0.1:8089/ws");

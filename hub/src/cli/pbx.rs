@@ -13,7 +13,6 @@ use crate::model::{ProvisionStatus, SipAccount};
 use crate::pbx::ami::{AmiError, Session};
 use crate::pbx::asterisk;
 use crate::pbx::provision::{PassOptions, PassReport, ProvisionError, ProvisionSettings, Provisioner, Rotate};
-use crate::pbx::render;
 use crate::store::Store;
 
 use super::progress::Bar;
@@ -26,7 +25,13 @@ const DIALPLAN_FILE: &str = "hub-extensions.conf";
 
 /// Runs a `hub pbx` subcommand.
 pub async fn run(command: PbxCommand, config: &Config, store: Arc<dyn Store>) -> Exit {
-    let settings = ProvisionSettings::from_config(config);
+    let settings = match ProvisionSettings::from_config(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Failure;
+        }
+    };
     match command {
         PbxCommand::Init { asterisk_dir } => {
             let dir = asterisk_dir.unwrap_or_else(|| config.pbx.asterisk_config_dir.clone());
@@ -340,8 +345,14 @@ async fn render_cmd(store: Arc<dyn Store>, settings: ProvisionSettings, diff: bo
 /// would within `pbx.resync_every`). Reported on stderr so `--json` output stays clean; an
 /// unreachable Asterisk leaves the change pending (exit 3), never undoes the user change.
 pub async fn apply_after_user_change(store: Arc<dyn Store>, config: &Config) -> Exit {
-    let p = match provisioner(store, ProvisionSettings::from_config(config)) {
-        Ok(p) => p,
+    let p = match ProvisionSettings::from_config(config).map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Failure
+    }) {
+        Ok(settings) => match provisioner(store, settings) {
+            Ok(p) => p,
+            Err(exit) => return exit,
+        },
         Err(exit) => return exit,
     };
     match p.run(&PassOptions::default(), &crate::pbx::provision::Quiet).await {
@@ -359,7 +370,10 @@ pub async fn apply_after_user_change(store: Arc<dyn Store>, config: &Config) -> 
                 eprintln!("asterisk: endpoint {e} FAILED: {why}");
             }
             if let Some(why) = &r.pending_reason {
-                eprintln!("asterisk: {} change(s) pending: {why}; `hub serve` applies them when Asterisk is back", r.pending);
+                eprintln!(
+                    "asterisk: {} change(s) pending: {why}; `hub serve` applies them when Asterisk is back",
+                    r.pending
+                );
                 return Exit::Pbx;
             }
             if r.failed.is_empty() { Exit::Ok } else { Exit::Failure }
@@ -447,8 +461,8 @@ async fn originate_channel(config: &Config, store: &Arc<dyn Store>, from: &str) 
     }
     let user = Directory::new(store.clone(), config.pbx.extension_range).find(from).await.map_err(|e| e.to_string())?;
     let account: Option<SipAccount> = store.sip_account(&user.id).await.map_err(|e| e.to_string())?;
-    let account = account
-        .ok_or_else(|| format!("{} has no SIP account yet: run `hub pbx apply` first", user.username))?;
+    let account =
+        account.ok_or_else(|| format!("{} has no SIP account yet: run `hub pbx apply` first", user.username))?;
     Ok(format!("PJSIP/{}", account.username))
 }
 

@@ -22,18 +22,34 @@ pub fn new_secret() -> Secret {
 /// (`alice-k3x9qa`), unique by its random tail, and stable when the extension changes.
 pub fn new_username(user: &User) -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
-    let mut base: String = user
-        .username
-        .to_ascii_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(24)
-        .collect();
+    let mut base: String =
+        user.username.to_ascii_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).take(24).collect();
     if base.is_empty() {
         base.push('u');
     }
-    let tail: String = rand::random::<[u8; 6]>().iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect();
+    let tail: String =
+        rand::random::<[u8; 6]>().iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect();
     format!("{base}-{tail}")
+}
+
+/// The password of the hub's own SIP user agent at Asterisk: `[sip] password` when set,
+/// else one generated once and kept in `<data_dir>/sip-trunk.secret` (mode 0600), so that the
+/// provisioned trunk and the user agent that registers with it always agree.
+pub fn trunk_secret(configured: &Secret, data_dir: &std::path::Path) -> std::io::Result<Secret> {
+    if !configured.expose().is_empty() {
+        return Ok(configured.clone());
+    }
+    let path = data_dir.join("sip-trunk.secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(Secret::new(s.trim())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let secret = new_secret();
+    crate::files::write_atomic(&path, secret.expose().as_bytes(), 0o600)?;
+    Ok(secret)
 }
 
 /// A new account for `user`.
@@ -91,6 +107,21 @@ mod tests {
         assert_ne!(a, new_username(&u));
         assert!(a.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'));
         assert!(new_username(&user("王")).starts_with("u-"));
+    }
+
+    #[test]
+    fn the_trunk_secret_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = trunk_secret(&Secret::default(), dir.path()).unwrap();
+        assert_eq!(first.expose().len(), 32);
+        assert_eq!(trunk_secret(&Secret::default(), dir.path()).unwrap().expose(), first.expose());
+        assert_eq!(trunk_secret(&Secret::new("set-in-config"), dir.path()).unwrap().expose(), "set-in-config");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("sip-trunk.secret")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 
     #[test]

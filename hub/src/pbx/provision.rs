@@ -43,6 +43,12 @@ pub enum ProvisionError {
     /// Asterisk could not be reached or refused the login: the work stays pending.
     #[error("Asterisk is unreachable, changes stay pending: {0}")]
     Unreachable(AmiError),
+    /// The hub's own SIP password could not be read or created.
+    #[error("the hub's SIP trunk secret: {0}")]
+    TrunkSecret(String),
+    /// The rendering thread panicked or was cancelled.
+    #[error("rendering the Asterisk config failed: {0}")]
+    Task(String),
     /// Asterisk answered, but not as expected, in the middle of a pass.
     #[error(transparent)]
     Ami(#[from] AmiError),
@@ -68,11 +74,13 @@ pub struct ProvisionSettings {
 }
 
 impl ProvisionSettings {
-    /// From the hub's configuration (already validated).
-    pub fn from_config(config: &Config) -> Self {
+    /// From the hub's configuration (already validated). Reads or creates the trunk secret.
+    pub fn from_config(config: &Config) -> Result<Self, ProvisionError> {
         let pbx = &config.pbx;
         let ami = pbx.ami_url.as_ref().and_then(|u| AmiTarget::parse(u.expose()).ok()).map(|t| (t, pbx.ami_auth));
-        Self {
+        let trunk_password = accounts::trunk_secret(&config.sip.password, &config.store.data_dir)
+            .map_err(|e| ProvisionError::TrunkSecret(e.to_string()))?;
+        Ok(Self {
             config_dir: config.pbx_config_dir(),
             templates_dir: pbx.templates_dir.clone(),
             endpoint: EndpointSettings {
@@ -81,6 +89,7 @@ impl ProvisionSettings {
                 transport: pbx.transport.clone(),
                 rtp_timeout_secs: u32::try_from(pbx.rtp_timeout.as_secs()).unwrap_or(u32::MAX),
                 media_address: pbx.media_address.clone(),
+                ..EndpointSettings::default()
             },
             dialplan: DialplanPlan {
                 ivr_numbers: config.ivr.routes.keys().cloned().collect(),
@@ -92,11 +101,11 @@ impl ProvisionSettings {
             trunk: TrunkPlan {
                 endpoint: pbx.trunk_endpoint.clone(),
                 username: config.sip.username.clone(),
-                password: config.sip.password.clone(),
+                password: trunk_password,
             },
             rotate_every: pbx.rotate_every,
             ami,
-        }
+        })
     }
 }
 
@@ -209,7 +218,27 @@ impl Provisioner {
         let users = store.list_users(&UserQuery { include_disabled: true, ..Default::default() }).await?;
         let accounts: HashMap<UserId, SipAccount> =
             store.sip_accounts().await?.into_iter().map(|a| (a.user_id.clone(), a)).collect();
-        Ok(render::render(&self.inner.templates, &self.plan(&users, &accounts))?)
+        self.render_blocking(self.plan(&users, &accounts), None).await.map(|(r, _)| r)
+    }
+
+    /// Renders (and writes, with `dir`) on a blocking thread: a big render spreads over
+    /// every core and must not stall the async runtime.
+    async fn render_blocking(
+        &self,
+        plan: PbxPlan,
+        dir: Option<PathBuf>,
+    ) -> Result<(render::RenderedConfig, Vec<String>), ProvisionError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let rendered = render::render(&inner.templates, &plan)?;
+            let changed = match dir {
+                Some(dir) => render::write(&dir, &rendered)?.into_iter().map(str::to_string).collect(),
+                None => Vec::new(),
+            };
+            Ok((rendered, changed))
+        })
+        .await
+        .map_err(|e| ProvisionError::Task(e.to_string()))?
     }
 
     fn plan(&self, users: &[User], accounts: &HashMap<UserId, SipAccount>) -> PbxPlan {
@@ -261,7 +290,7 @@ impl Provisioner {
                     if asked || accounts::due_for_rotation(account, self.inner.settings.rotate_every, now) {
                         let fresh = accounts::rotated(account, now);
                         store.put_sip_account(&fresh).await?;
-                        tracing::info!(user = %user.username, endpoint = %fresh.username, "SIP secret rotated");
+                        tracing::debug!(user = %user.username, endpoint = %fresh.username, "SIP secret rotated");
                         accounts.insert(user.id.clone(), fresh);
                         rotated += 1;
                     }
@@ -281,9 +310,11 @@ impl Provisioner {
         let now = Timestamp::now();
         let users = store.list_users(&UserQuery { include_disabled: true, ..Default::default() }).await?;
         let (accounts, accounts_created, rotated) = self.ensure_accounts(&users, &options.rotate, now).await?;
-        let rendered = render::render(&self.inner.templates, &self.plan(&users, &accounts))?;
-        let files_changed: Vec<String> =
-            render::write(&settings.config_dir, &rendered)?.into_iter().map(str::to_string).collect();
+        let (rendered, files_changed) =
+            self.render_blocking(self.plan(&users, &accounts), Some(settings.config_dir.clone())).await?;
+        if accounts_created + rotated > 0 {
+            tracing::info!(created = accounts_created, rotated, "SIP accounts updated");
+        }
         let mut report = PassReport { files_changed, accounts_created, rotated, ..Default::default() };
 
         // Desired state, persisted before Asterisk is touched.
@@ -330,7 +361,9 @@ impl Provisioner {
         }
 
         let Some((target, auth)) = &settings.ami else {
-            return self.leave_pending(report, pending, "pbx.ami_url is not set: nothing reloads Asterisk".into()).await;
+            return self
+                .leave_pending(report, pending, "pbx.ami_url is not set: nothing reloads Asterisk".into())
+                .await;
         };
         let mut session = match asterisk::connect(target, *auth).await {
             Ok(s) => s,
@@ -395,7 +428,13 @@ impl Provisioner {
         Ok(report)
     }
 
-    async fn record_reload(&self, ok: bool, detail: String, changed: usize, started: Instant) -> Result<(), StoreError> {
+    async fn record_reload(
+        &self,
+        ok: bool,
+        detail: String,
+        changed: usize,
+        started: Instant,
+    ) -> Result<(), StoreError> {
         let reload = ReloadRecord {
             at: Timestamp::now(),
             ok,
@@ -503,7 +542,12 @@ fn verdict(endpoint: &str, rev: &str, check: &asterisk::EndpointCheck) -> Result
     Ok(())
 }
 
-fn mark(records: &[ProvisionRecord], status: ProvisionStatus, detail: &str, at: Option<Timestamp>) -> Vec<ProvisionRecord> {
+fn mark(
+    records: &[ProvisionRecord],
+    status: ProvisionStatus,
+    detail: &str,
+    at: Option<Timestamp>,
+) -> Vec<ProvisionRecord> {
     let at = at.unwrap_or_else(Timestamp::now);
     records
         .iter()
@@ -518,7 +562,7 @@ async fn create_account(store: &dyn Store, user: &User, now: Timestamp) -> Resul
         let account = accounts::new_account(user, now);
         match store.put_sip_account(&account).await {
             Ok(()) => {
-                tracing::info!(user = %user.username, endpoint = %account.username, "SIP account created");
+                tracing::debug!(user = %user.username, endpoint = %account.username, "SIP account created");
                 return Ok(account);
             }
             Err(StoreError::Conflict { what: Unique::SipUsername, .. }) if attempt < 5 => attempt += 1,

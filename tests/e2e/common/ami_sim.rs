@@ -201,9 +201,20 @@ fn option_ok(kind: &str, key: &str, value: &str) -> bool {
         ("endpoint", "media_address" | "language" | "dtls_cert_file" | "dtls_private_key" | "identify_by") => &any,
         (
             "endpoint",
-            "webrtc" | "use_avpf" | "dtls_auto_generate_cert" | "ice_support" | "rtcp_mux" | "direct_media"
-            | "media_use_received_transport" | "bind_rtp_to_media_address" | "force_rport" | "rewrite_contact"
-            | "rtp_symmetric" | "trust_id_inbound" | "send_pai" | "allow_subscribe",
+            "webrtc"
+            | "use_avpf"
+            | "dtls_auto_generate_cert"
+            | "ice_support"
+            | "rtcp_mux"
+            | "direct_media"
+            | "media_use_received_transport"
+            | "bind_rtp_to_media_address"
+            | "force_rport"
+            | "rewrite_contact"
+            | "rtp_symmetric"
+            | "trust_id_inbound"
+            | "send_pai"
+            | "allow_subscribe",
         ) => &is_bool,
         ("endpoint", "rtp_timeout" | "rtp_timeout_hold" | "device_state_busy_at" | "max_audio_streams") => &is_uint,
         ("endpoint", "media_encryption") => &one_of(&["no", "sdes", "dtls"]),
@@ -225,8 +236,11 @@ fn option_ok(kind: &str, key: &str, value: &str) -> bool {
 }
 
 /// Parses Asterisk config text into sections; `Err` when Asterisk would refuse the file.
-fn parse_config(text: &str) -> Result<Vec<(String, Vec<(String, String)>)>, String> {
-    let mut sections: Vec<(String, Vec<(String, String)>)> = Vec::new();
+/// Config sections in file order: name and options.
+type Sections = Vec<(String, Vec<(String, String)>)>;
+
+fn parse_config(text: &str) -> Result<Sections, String> {
+    let mut sections: Sections = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         // `;` starts a comment unless escaped as `\;`.
         let mut line = String::new();
@@ -269,7 +283,7 @@ fn parse_config(text: &str) -> Result<Vec<(String, Vec<(String, String)>)>, Stri
 
 #[derive(Default)]
 struct State {
-    objects: HashMap<String, Object>,
+    objects: HashMap<(String, String), Object>,
     reloads: Vec<String>,
     actions: Vec<String>,
     channels: Vec<String>,
@@ -371,15 +385,16 @@ impl AsteriskSim {
         self.state.lock().unwrap().actions.clone()
     }
 
-    /// The loaded PJSIP object `name`.
-    pub fn object(&self, name: &str) -> Option<Object> {
-        self.state.lock().unwrap().objects.get(name).cloned()
+    /// The loaded PJSIP object of type `kind` (`endpoint`, `auth`, `aor`) named `name`
+    /// (an endpoint and its AOR usually share a name).
+    pub fn object(&self, kind: &str, name: &str) -> Option<Object> {
+        self.state.lock().unwrap().objects.get(&(kind.to_string(), name.to_string())).cloned()
     }
 
     /// Names of loaded endpoints, sorted.
     pub fn endpoints(&self) -> Vec<String> {
         let s = self.state.lock().unwrap();
-        let mut v: Vec<String> = s.objects.iter().filter(|(_, o)| o.kind == "endpoint").map(|(n, _)| n.clone()).collect();
+        let mut v: Vec<String> = s.objects.keys().filter(|(k, _)| k == "endpoint").map(|(_, n)| n.clone()).collect();
         v.sort();
         v
     }
@@ -432,6 +447,7 @@ struct Conn {
 
 impl Conn {
     async fn serve(mut self, mut sock: TcpStream) {
+        let _ = sock.set_nodelay(true);
         if sock.write_all(self.shapes.greeting.as_bytes()).await.is_err() {
             return;
         }
@@ -524,7 +540,8 @@ impl Conn {
                 if let Some(pos) = st.channels.iter().position(|c| c == channel) {
                     st.channels.remove(pos);
                     st.hung_up.push(channel.to_string());
-                    let reply = vec![("Response".into(), "Success".into()), ("Message".into(), "Channel Hungup".into())];
+                    let reply =
+                        vec![("Response".into(), "Success".into()), ("Message".into(), "Channel Hungup".into())];
                     (vec![with_id(reply, id)], false, Duration::ZERO)
                 } else {
                     let reply = vec![("Response".into(), "Error".into()), ("Message".into(), "No such channel".into())];
@@ -545,7 +562,7 @@ impl Conn {
     }
 
     fn reload_pjsip(&self) {
-        let mut loaded: HashMap<String, Object> = HashMap::new();
+        let mut loaded: HashMap<(String, String), Object> = HashMap::new();
         let mut rejected = Vec::new();
         for file in &self.config.pjsip_files {
             let Ok(text) = std::fs::read_to_string(file) else { continue };
@@ -575,7 +592,7 @@ impl Conn {
                         })
                         .or_insert(v);
                 }
-                loaded.insert(name, Object { kind, options: opts });
+                loaded.insert((kind.clone(), name), Object { kind, options: opts });
             }
         }
         let mut st = self.state.lock().unwrap();
@@ -594,7 +611,8 @@ impl Conn {
     fn show_endpoint(&self, name: &str, id: Option<&str>) -> Vec<Headers> {
         let s = &self.shapes;
         let st = self.state.lock().unwrap();
-        let Some(ep) = st.objects.get(name).filter(|o| o.kind == "endpoint") else {
+        let key = |kind: &str, name: &str| (kind.to_string(), name.to_string());
+        let Some(ep) = st.objects.get(&key("endpoint", name)) else {
             let mut reply = with_id(s.endpoint_unknown.clone(), id);
             set(&mut reply, "Message", &format!("Unable to retrieve endpoint {name}\n"));
             return vec![reply];
@@ -611,7 +629,7 @@ impl Conn {
         set(&mut detail, "DeviceState", if registered { "Not in use" } else { "Unavailable" });
         out.push(detail);
         let auth_name = opt(ep, "auth");
-        if let Some(auth) = st.objects.get(&auth_name).filter(|o| o.kind == "auth") {
+        if let Some(auth) = st.objects.get(&key("auth", &auth_name)) {
             let mut a = with_id(s.auth_detail.clone(), id);
             set(&mut a, "ObjectName", &auth_name);
             set(&mut a, "Username", &opt(auth, "username"));
@@ -619,7 +637,7 @@ impl Conn {
             out.push(a);
         }
         let aor_name = opt(ep, "aors");
-        if let Some(aor) = st.objects.get(&aor_name).filter(|o| o.kind == "aor") {
+        if let Some(aor) = st.objects.get(&key("aor", &aor_name)) {
             let mut a = with_id(s.aor_detail.clone(), id);
             set(&mut a, "ObjectName", &aor_name);
             set(&mut a, "MaxContacts", &opt(aor, "max_contacts"));
@@ -634,11 +652,11 @@ impl Conn {
     fn show_endpoints(&self, id: Option<&str>) -> Vec<Headers> {
         let s = &self.shapes;
         let st = self.state.lock().unwrap();
-        let mut names: Vec<&String> = st.objects.iter().filter(|(_, o)| o.kind == "endpoint").map(|(n, _)| n).collect();
+        let mut names: Vec<&String> = st.objects.keys().filter(|(k, _)| k == "endpoint").map(|(_, n)| n).collect();
         names.sort();
         let mut out = vec![with_id(s.endpoints_start.clone(), id)];
         for name in names {
-            let ep = &st.objects[name];
+            let ep = &st.objects[&("endpoint".to_string(), name.clone())];
             let mut item = with_id(s.endpoint_list.clone(), id);
             set(&mut item, "ObjectName", name);
             set(&mut item, "Aor", ep.options.get("aors").map(String::as_str).unwrap_or(""));
@@ -673,8 +691,8 @@ impl Conn {
         let channel = m.get("Channel").unwrap_or("").to_string();
         let endpoint = channel.strip_prefix("PJSIP/").unwrap_or("").to_string();
         let st = self.state.lock().unwrap();
-        let ok = st.objects.get(&endpoint).is_some_and(|o| o.kind == "endpoint")
-            && st.registered.iter().any(|r| *r == endpoint);
+        let ok =
+            st.objects.contains_key(&("endpoint".to_string(), endpoint.clone())) && st.registered.contains(&endpoint);
         let mut out = vec![with_id(s.originate_queued.clone(), id)];
         if self.events {
             let mut event = with_id(if ok { s.originate_ok.clone() } else { s.originate_failed.clone() }, id);
