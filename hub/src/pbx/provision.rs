@@ -570,3 +570,87 @@ async fn create_account(store: &dyn Store, user: &User, now: Timestamp) -> Resul
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Extension, NewUser, UserUpdate};
+    use crate::store::SqliteStore;
+
+    async fn setup() -> (tempfile::TempDir, Arc<dyn Store>, Provisioner) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("hub.db"), 2).await.unwrap());
+        let mut config = Config::default();
+        config.store.data_dir = dir.path().to_path_buf();
+        let p = Provisioner::new(store.clone(), ProvisionSettings::from_config(&config).unwrap()).unwrap();
+        (dir, store, p)
+    }
+
+    async fn add(store: &Arc<dyn Store>, name: &str, ext: Option<&str>) -> User {
+        let new = NewUser {
+            username: name.into(),
+            display_name: name.into(),
+            extension: ext.map(|e| Extension::new(e).unwrap()),
+            ..Default::default()
+        };
+        store.create_user(new).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn without_asterisk_the_work_is_written_and_left_pending() {
+        let (dir, store, p) = setup().await;
+        let alice = add(&store, "alice", Some("1001")).await;
+        add(&store, "nobody", None).await;
+        let report = p.run(&PassOptions::default(), &Quiet).await.unwrap();
+        assert_eq!(report.accounts_created, 1, "only users with an extension get an endpoint");
+        assert_eq!(report.pending, 1);
+        assert!(report.pending_reason.as_deref().unwrap().contains("pbx.ami_url"), "{report:?}");
+        assert_eq!(report.files_changed.len(), 3, "{report:?}");
+        let users = std::fs::read_to_string(dir.path().join("asterisk/hub-pjsip-users.conf")).unwrap();
+        let account = store.sip_account(&alice.id).await.unwrap().unwrap();
+        assert!(users.contains(&format!("[{}]", account.username)), "{users}");
+        let records = store.provision_records().await.unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!((records[0].status, records[0].applied.clone()), (ProvisionStatus::Pending, None));
+
+        // The same state again: nothing new is written, the work stays pending, the revision
+        // does not move (a restart would find exactly this).
+        let again = p.run(&PassOptions::default(), &Quiet).await.unwrap();
+        assert!(again.files_changed.is_empty() && again.accounts_created == 0, "{again:?}");
+        assert_eq!(store.provision_records().await.unwrap()[0].desired, records[0].desired);
+    }
+
+    #[tokio::test]
+    async fn secrets_rotate_when_due_and_the_revision_follows() {
+        let (_dir, store, p) = setup().await;
+        let bob = add(&store, "bob", Some("1002")).await;
+        p.run(&PassOptions::default(), &Quiet).await.unwrap();
+        let before = store.sip_account(&bob.id).await.unwrap().unwrap();
+        let rev_before = store.provision_records().await.unwrap()[0].desired.clone();
+        let report = p.run(&PassOptions::default(), &Quiet).await.unwrap();
+        assert_eq!(report.rotated, 0, "not due yet");
+
+        // A day later (the account's clock moved back a day): due.
+        let old = SipAccount { rotated_at: Timestamp::from_millis(before.rotated_at.as_millis() - 86_400_000), ..before };
+        store.put_sip_account(&old).await.unwrap();
+        let report = p.run(&PassOptions::default(), &Quiet).await.unwrap();
+        assert_eq!(report.rotated, 1, "{report:?}");
+        let after = store.sip_account(&bob.id).await.unwrap().unwrap();
+        assert_ne!(after.secret.expose(), old.secret.expose());
+        assert_eq!(after.username, old.username, "the endpoint keeps its name");
+        assert_ne!(store.provision_records().await.unwrap()[0].desired, rev_before, "a new secret is a new revision");
+    }
+
+    #[tokio::test]
+    async fn a_disabled_user_is_marked_for_removal() {
+        let (_dir, store, p) = setup().await;
+        let carol = add(&store, "carol", Some("1003")).await;
+        p.run(&PassOptions::default(), &Quiet).await.unwrap();
+        store.update_user(&carol.id, &UserUpdate { disabled: Some(true), ..Default::default() }).await.unwrap();
+        let report = p.run(&PassOptions::default(), &Quiet).await.unwrap();
+        assert_eq!(report.files_changed, ["hub-pjsip-users.conf", "hub-extensions.conf"], "{report:?}");
+        let record = &store.provision_records().await.unwrap()[0];
+        assert_eq!(record.desired, None, "the endpoint must go");
+        assert!(record.is_pending());
+    }
+}
