@@ -388,3 +388,89 @@ async fn asterisk_down_then_back_and_a_hub_restart_lose_nothing() {
     assert!(!log.join("\n").contains(&secret), "a SIP secret reached the log");
     let _ = WAIT;
 }
+
+/// The same flow against a real Asterisk, when one is configured: `HUB_TEST_AMI_URL` and
+/// `HUB_TEST_ASTERISK_INCLUDE_DIR` (a directory whose `hub-*.conf` files that Asterisk's
+/// `pjsip.conf` and `extensions.conf` `#include`, see `hub pbx init`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioning_against_a_real_asterisk_when_configured() {
+    let (Ok(url), Ok(include_dir)) =
+        (std::env::var("HUB_TEST_AMI_URL"), std::env::var("HUB_TEST_ASTERISK_INCLUDE_DIR"))
+    else {
+        println!(
+            "real Asterisk provisioning test SKIPPED: HUB_TEST_AMI_URL and HUB_TEST_ASTERISK_INCLUDE_DIR are not both set \
+             (only the simulated Asterisk manager was used)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("HUB_PBX__AMI_URL", url.as_str()), ("HUB_PBX__CONFIG_DIR", include_dir.as_str())];
+    let hub_env = |args: &[&str]| run(dir.path(), args, &env);
+    for (user, ext) in [("realtest-a", "1991"), ("realtest-b", "1992")] {
+        ok(&run(dir.path(), &["users", "add", "--username", user, "--name", user, "--extension", ext], &[]));
+    }
+    let out = hub_env(&["pbx", "apply", "--json"]);
+    let report = json(&out);
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report["provisioned"].as_array().unwrap().len(), 2, "{report}");
+    let endpoints = json(&hub_env(&["pbx", "endpoints", "--json"]));
+    let (a, _) = endpoint_of(dir.path(), "realtest-a").await;
+    assert!(endpoints.as_array().unwrap().iter().any(|e| e["name"] == a.as_str()), "{endpoints}");
+    let out = hub_env(&["users", "disable", "realtest-a"]);
+    assert!(text(&out).1.contains(&format!("asterisk: removed endpoint {a}")), "{:?}", text(&out));
+    let status = json(&hub_env(&["pbx", "status", "--json"]));
+    assert_eq!(status["reachable"], true, "{status}");
+    println!("real Asterisk provisioning: {status}");
+    // Leave the real Asterisk as it was.
+    ok(&run(dir.path(), &["users", "disable", "realtest-b"], &[]));
+    ok(&hub_env(&["pbx", "apply"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_shows_who_is_registered_on_asterisk() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = AsteriskSim::start(sim_config(dir.path())).await;
+    let env_owned = [("HUB_PBX__AMI_URL", sim.url()), ("HUB_PBX__COALESCE_QUIET", "20ms".to_string())];
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let hub = Hub::start(dir.path(), &[], &env);
+    let ann = browser(&hub);
+    let ben = browser(&hub);
+    for (b, name) in [(&ann, "Ann Lee"), (&ben, "Ben Ray")] {
+        let res =
+            b.post(hub.url("/auth/demo")).header("origin", hub.url("")).form(&[("name", name)]).send().await.unwrap();
+        assert_eq!(res.status(), 303);
+    }
+    // Ben's endpoint exists on Asterisk once his /api/me/sip answers and the sim has it.
+    let deadline = std::time::Instant::now() + WAIT;
+    let endpoint = loop {
+        let res = ben.get(hub.url("/api/me/sip")).send().await.unwrap();
+        if res.status() == 200 {
+            let sip: Value = res.json().await.unwrap();
+            let endpoint = sip["username"].as_str().unwrap().to_string();
+            if sim.object("endpoint", &endpoint).is_some() {
+                break endpoint;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "Ben was never provisioned\n{}", hub.log().join("\n"));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let ben_in_directory = || async {
+        let v: Value = ann.get(hub.url("/api/directory?q=ben")).send().await.unwrap().json().await.unwrap();
+        v["users"][0].clone()
+    };
+    let before = ben_in_directory().await;
+    assert_eq!(before["sip"]["registered"], 0, "{before}");
+
+    // A desk phone registers as Ben: Asterisk's events reach the directory.
+    sim.register_contact(&endpoint, "sip:ben@127.0.0.1:5999;transport=WS;x-ast-orig-host=abc.invalid:0");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let now = ben_in_directory().await;
+        if now["sip"]["registered"] == 1 {
+            assert_eq!(now["sip"]["in_use"], false, "{now}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no registration seen: {now}\n{}", hub.log().join("\n"));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

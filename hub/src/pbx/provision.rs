@@ -631,7 +631,8 @@ mod tests {
         assert_eq!(report.rotated, 0, "not due yet");
 
         // A day later (the account's clock moved back a day): due.
-        let old = SipAccount { rotated_at: Timestamp::from_millis(before.rotated_at.as_millis() - 86_400_000), ..before };
+        let old =
+            SipAccount { rotated_at: Timestamp::from_millis(before.rotated_at.as_millis() - 86_400_000), ..before };
         store.put_sip_account(&old).await.unwrap();
         let report = p.run(&PassOptions::default(), &Quiet).await.unwrap();
         assert_eq!(report.rotated, 1, "{report:?}");

@@ -115,6 +115,12 @@ struct Shapes {
     originate_ok: Headers,
     originate_failed: Headers,
     permission_denied: Headers,
+    peer_status: Headers,
+    device_state: Headers,
+    contact_status: Headers,
+    contacts_start: Headers,
+    contact_item: Headers,
+    contacts_complete: Headers,
 }
 
 impl Shapes {
@@ -139,6 +145,8 @@ impl Shapes {
         let unknown = fixture_messages("10a-unknown-action");
         let failed_orig = fixture_messages("08h-originate-async-failure-with-events");
         let denied = fixture_messages("01d-action-before-login");
+        let register = fixture_messages("07b-register-unregister-events-websocket");
+        let registered = fixture_messages("06c-pjsip-show-contacts-registered");
         Self {
             greeting,
             login_ok: find(&login, "Message", "Authentication accepted"),
@@ -167,6 +175,12 @@ impl Shapes {
             originate_ok: find(&chans, "Event", "OriginateResponse"),
             originate_failed: find(&failed_orig, "Event", "OriginateResponse"),
             permission_denied: find(&denied, "Message", "Permission denied"),
+            peer_status: find(&register, "Event", "PeerStatus"),
+            device_state: find(&register, "Event", "DeviceStateChange"),
+            contact_status: find(&register, "Event", "ContactStatus"),
+            contacts_start: find(&registered, "EventList", "start"),
+            contact_item: find(&registered, "Event", "ContactList"),
+            contacts_complete: find(&registered, "Event", "ContactListComplete"),
         }
     }
 }
@@ -289,6 +303,8 @@ struct State {
     channels: Vec<String>,
     hung_up: Vec<String>,
     registered: Vec<String>,
+    /// Registered contact URIs by endpoint.
+    contacts: Vec<(String, String)>,
     rejected: Vec<String>,
     dialplan_sections: Vec<String>,
 }
@@ -300,6 +316,7 @@ pub struct AsteriskSim {
     state: Arc<Mutex<State>>,
     config: SimConfig,
     stop: CancellationToken,
+    events: tokio::sync::broadcast::Sender<Headers>,
 }
 
 /// What the simulated Asterisk is set up with.
@@ -338,14 +355,23 @@ impl AsteriskSim {
         let port = listener.local_addr().unwrap().port();
         let stop = CancellationToken::new();
         let shapes = Arc::new(Shapes::load());
-        let (st, cfg, token) = (state.clone(), config.clone(), stop.clone());
+        let (events, _) = tokio::sync::broadcast::channel(256);
+        let (st, cfg, token, ev) = (state.clone(), config.clone(), stop.clone(), events.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     () = token.cancelled() => break,
                     accepted = listener.accept() => {
                         let Ok((sock, _)) = accepted else { break };
-                        let conn = Conn { shapes: shapes.clone(), state: st.clone(), config: cfg.clone(), challenge: None, authed: false, events: false };
+                        let conn = Conn {
+                            shapes: shapes.clone(),
+                            state: st.clone(),
+                            config: cfg.clone(),
+                            challenge: None,
+                            authed: false,
+                            events: false,
+                            pushed: ev.subscribe(),
+                        };
                         let token = token.clone();
                         tokio::spawn(async move {
                             tokio::select! {
@@ -357,7 +383,7 @@ impl AsteriskSim {
                 }
             }
         });
-        Self { port, state, config, stop }
+        Self { port, state, config, stop, events }
     }
 
     /// `ami://user:secret@127.0.0.1:port`.
@@ -428,6 +454,28 @@ impl AsteriskSim {
     pub fn register(&self, endpoint: &str) {
         self.state.lock().unwrap().registered.push(endpoint.to_string());
     }
+
+    /// A device registers as `endpoint` from `uri`: the state changes and every events-on
+    /// session gets the events real Asterisk sends for a WebSocket registration (07b).
+    pub fn register_contact(&self, endpoint: &str, uri: &str) {
+        {
+            let mut st = self.state.lock().unwrap();
+            st.registered.push(endpoint.to_string());
+            st.contacts.push((endpoint.to_string(), uri.to_string()));
+        }
+        let s = Shapes::load();
+        let mut peer = with_id(s.peer_status, None);
+        set(&mut peer, "Peer", &format!("PJSIP/{endpoint}"));
+        let mut device = with_id(s.device_state, None);
+        set(&mut device, "Device", &format!("PJSIP/{endpoint}"));
+        let mut contact = with_id(s.contact_status, None);
+        set(&mut contact, "URI", uri);
+        set(&mut contact, "AOR", endpoint);
+        set(&mut contact, "EndpointName", endpoint);
+        for e in [peer, device, contact] {
+            let _ = self.events.send(e);
+        }
+    }
 }
 
 impl Drop for AsteriskSim {
@@ -443,6 +491,7 @@ struct Conn {
     challenge: Option<String>,
     authed: bool,
     events: bool,
+    pushed: tokio::sync::broadcast::Receiver<Headers>,
 }
 
 impl Conn {
@@ -456,13 +505,23 @@ impl Conn {
         loop {
             let m = match decoder.next_message() {
                 Ok(Some(m)) => m,
-                Ok(None) => match sock.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        decoder.feed(&buf[..n]);
-                        continue;
+                Ok(None) => {
+                    tokio::select! {
+                        read = sock.read(&mut buf) => match read {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => decoder.feed(&buf[..n]),
+                        },
+                        event = self.pushed.recv() => {
+                            if let Ok(event) = event
+                                && self.events
+                                && sock.write_all(encode(&event).as_bytes()).await.is_err()
+                            {
+                                return;
+                            }
+                        }
                     }
-                },
+                    continue;
+                }
                 Err(_) => return,
             };
             let (replies, close, delay) = self.answer(&m);
@@ -532,7 +591,7 @@ impl Conn {
             }
             "pjsipshowendpoint" => (self.show_endpoint(m.get("Endpoint").unwrap_or(""), id), false, Duration::ZERO),
             "pjsipshowendpoints" => (self.show_endpoints(id), false, Duration::ZERO),
-            "pjsipshowcontacts" => (one(&s.no_contacts), false, Duration::ZERO),
+            "pjsipshowcontacts" => (self.show_contacts(id), false, Duration::ZERO),
             "coreshowchannels" => (self.show_channels(id), false, Duration::ZERO),
             "hangup" => {
                 let channel = m.get("Channel").unwrap_or("");
@@ -659,6 +718,9 @@ impl Conn {
             let ep = &st.objects[&("endpoint".to_string(), name.clone())];
             let mut item = with_id(s.endpoint_list.clone(), id);
             set(&mut item, "ObjectName", name);
+            let contacts: Vec<String> =
+                st.contacts.iter().filter(|(e, _)| e == name).map(|(e, uri)| format!("{e}/{uri},")).collect();
+            set(&mut item, "Contacts", &contacts.concat());
             set(&mut item, "Aor", ep.options.get("aors").map(String::as_str).unwrap_or(""));
             set(&mut item, "Auths", ep.options.get("auth").map(String::as_str).unwrap_or(""));
             let registered = st.registered.iter().any(|r| r == name);
@@ -666,6 +728,27 @@ impl Conn {
             out.push(item);
         }
         let mut complete = with_id(s.endpoints_complete.clone(), id);
+        set(&mut complete, "ListItems", &(out.len() - 1).to_string());
+        out.push(complete);
+        out
+    }
+
+    fn show_contacts(&self, id: Option<&str>) -> Vec<Headers> {
+        let s = &self.shapes;
+        let st = self.state.lock().unwrap();
+        if st.contacts.is_empty() {
+            // Real Asterisk answers an empty listing with an error (06c).
+            return vec![with_id(s.no_contacts.clone(), id)];
+        }
+        let mut out = vec![with_id(s.contacts_start.clone(), id)];
+        for (endpoint, uri) in &st.contacts {
+            let mut item = with_id(s.contact_item.clone(), id);
+            set(&mut item, "ObjectName", &format!("{endpoint};@0123456789abcdef"));
+            set(&mut item, "Endpoint", endpoint);
+            set(&mut item, "Uri", uri);
+            out.push(item);
+        }
+        let mut complete = with_id(s.contacts_complete.clone(), id);
         set(&mut complete, "ListItems", &(out.len() - 1).to_string());
         out.push(complete);
         out
