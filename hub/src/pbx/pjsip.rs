@@ -16,8 +16,9 @@ pub const FROM_IVR_CONTEXT: &str = "hub-from-ivr";
 /// Suffix of auth section names: the auth of endpoint `alice-7f3a` is `alice-7f3a-auth`.
 pub const AUTH_SUFFIX: &str = "-auth";
 
-/// Endpoint options shared by every user, checked once for all of them.
-#[derive(Clone, Copy, Debug)]
+/// Endpoint options shared by every user, checked once for all of them (flattened into
+/// each [`PjsipUser`] context).
+#[derive(Clone, Copy, Debug, Serialize)]
 pub struct EndpointOptions<'a> {
     /// Dialplan context the user's calls start in.
     pub context: &'a str,
@@ -80,20 +81,10 @@ pub struct PjsipUser<'a> {
     pub extension: &'a str,
     /// The auth password.
     pub password: &'a str,
-    /// Dialplan context the user's calls start in.
-    pub context: &'a str,
-    /// `max_contacts` of the AOR.
-    pub max_contacts: u32,
-    /// `qualify_frequency` of the AOR.
-    pub qualify_frequency: u32,
-    /// `transport=`, written only when set.
-    pub transport: Option<&'a str>,
-    /// `rtp_timeout`.
-    pub rtp_timeout: u32,
-    /// `rtp_timeout_hold`.
-    pub rtp_timeout_hold: u32,
-    /// `media_address` (with `bind_rtp_to_media_address=yes`), written only when set.
-    pub media_address: Option<&'a str>,
+    /// The options every user's endpoint shares (`context`, `max_contacts`, …), at the top
+    /// level of the template context.
+    #[serde(flatten)]
+    pub options: EndpointOptions<'a>,
     /// This user's config revision, carried as `set_var=HUB_REV=<rev>`. Empty (and then left
     /// out of the serialized context) while the revision itself is computed.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -120,13 +111,7 @@ impl<'a> PjsipUser<'a> {
             callerid_name,
             extension,
             password,
-            context: options.context,
-            max_contacts: options.max_contacts,
-            qualify_frequency: options.qualify_frequency,
-            transport: options.transport,
-            rtp_timeout: options.rtp_timeout,
-            rtp_timeout_hold: options.rtp_timeout_hold,
-            media_address: options.media_address,
+            options: *options,
             rev: String::new(),
         })
     }
