@@ -474,3 +474,26 @@ async fn the_directory_shows_who_is_registered_on_asterisk() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn apply_and_status_say_plainly_when_asterisk_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = AsteriskSim::start(sim_config(dir.path())).await;
+    let url = sim.url();
+    sim.stop();
+    add_user(dir.path(), &url, "lou", "Lou").await;
+    let out = hub(dir.path(), &url, &["pbx", "apply"]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 change(s) pending: Asterisk unreachable"), "{stdout}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one clear line: {stderr}");
+    assert!(errors[0].contains("cannot connect to the Asterisk manager"), "{stderr}");
+
+    let out = hub(dir.path(), &url, &["pbx", "status", "--json"]).await;
+    assert_eq!(out.status.code(), Some(3));
+    let status = json(&out);
+    assert_eq!((status["reachable"].as_bool(), status["pending"].as_u64()), (Some(false), Some(1)), "{status}");
+    let out = hub(dir.path(), &url, &["pbx", "status"]).await;
+    assert!(text(&out).0.contains("UNREACHABLE"), "{:?}", text(&out));
+}
