@@ -224,18 +224,17 @@ async fn a_reload_that_succeeds_but_drops_an_endpoint_is_reported_failed() {
     assert_ne!(broken, builtin, "the built-in user template has an endpoint section");
     std::fs::write(templates.join("pjsip-user.hbs"), broken).unwrap();
     let templates_env = templates.display().to_string();
-    let out = tokio::task::spawn_blocking({
-        let (dir, url) = (dir.path().to_path_buf(), url.clone());
-        move || {
+    let with_override = |args: &'static [&'static str]| {
+        let (dir, url, templates) = (dir.path().to_path_buf(), url.clone(), templates_env.clone());
+        tokio::task::spawn_blocking(move || {
             run(
                 &dir,
-                &["pbx", "apply", "--json"],
-                &[("HUB_PBX__AMI_URL", &url), ("HUB_PBX__AMI_AUTH", "md5"), ("HUB_PBX__TEMPLATES_DIR", &templates_env)],
+                args,
+                &[("HUB_PBX__AMI_URL", &url), ("HUB_PBX__AMI_AUTH", "md5"), ("HUB_PBX__TEMPLATES_DIR", &templates)],
             )
-        }
-    })
-    .await
-    .unwrap();
+        })
+    };
+    let out = with_override(&["pbx", "apply", "--json"]).await.unwrap();
     let report = json(&out);
     assert_eq!(out.status.code(), Some(1), "a failed endpoint fails the command: {report}");
     let (hal, _) = endpoint_of(dir.path(), "hal").await;
@@ -253,6 +252,19 @@ async fn a_reload_that_succeeds_but_drops_an_endpoint_is_reported_failed() {
     let records = store(dir.path()).await.provision_records().await.unwrap();
     let hal_record = records.iter().find(|r| r.endpoint == hal).unwrap();
     assert_eq!(hal_record.status, ProvisionStatus::Failed);
+
+    // The same broken config is not reloaded again and again; `reload` retries it.
+    let reloads = sim.reloads().len();
+    let again = with_override(&["pbx", "apply"]).await.unwrap();
+    assert!(text(&again).0.contains("1 endpoint(s) still failed"), "{:?}", text(&again));
+    assert_eq!(sim.reloads().len(), reloads, "no reload for an unchanged failure");
+    let retried = with_override(&["pbx", "reload", "--json"]).await.unwrap();
+    assert_eq!(sim.reloads().len(), reloads + 2, "{:?}", text(&retried));
+    assert_eq!(json(&retried)["failed"][0][0], hal.as_str());
+    // Without the broken override, the next apply fixes it.
+    let fixed = json(&hub(dir.path(), &url, &["pbx", "apply", "--json"]).await);
+    assert!(fixed["provisioned"].as_array().unwrap().iter().any(|e| e == hal.as_str()), "{fixed}");
+    assert!(fixed["failed"].as_array().unwrap().is_empty(), "{fixed}");
 }
 
 #[tokio::test]

@@ -422,7 +422,12 @@ fn print_report(r: &PassReport, json: bool) {
     if let Some(why) = &r.pending_reason {
         println!("{} change(s) pending: {why}", r.pending);
     }
-    if r.is_noop() {
+    if r.still_failed > 0 {
+        println!(
+            "{} endpoint(s) still failed from an earlier apply (see `hub pbx status`); `hub pbx reload` retries them",
+            r.still_failed
+        );
+    } else if r.is_noop() {
         println!("nothing to do: Asterisk has every user's current config");
     }
 }

@@ -28,9 +28,12 @@ pub struct ProvisionRecord {
 }
 
 impl ProvisionRecord {
-    /// Whether Asterisk still has to be brought in line with the generated config.
+    /// Whether Asterisk still has to be brought in line with the generated config. A failed
+    /// endpoint is not pending: retrying the same config would fail the same way, so it waits
+    /// for a change (or `hub pbx reload`) instead of reloading Asterisk on every resync.
     pub fn is_pending(&self) -> bool {
-        self.desired != self.applied || self.status == ProvisionStatus::Pending
+        self.status == ProvisionStatus::Pending
+            || (self.desired != self.applied && self.status != ProvisionStatus::Failed)
     }
 }
 

@@ -172,6 +172,9 @@ pub struct PassReport {
     pub pending: usize,
     /// Why work is still pending, when it is.
     pub pending_reason: Option<String>,
+    /// Endpoints that failed in an earlier pass and were not retried (nothing changed since;
+    /// `hub pbx reload` retries them).
+    pub still_failed: usize,
 }
 
 impl PassReport {
@@ -354,7 +357,16 @@ impl Provisioner {
             }
         }
         store.put_provision_records(&changed).await?;
-        let mut pending: Vec<ProvisionRecord> = records.into_values().filter(ProvisionRecord::is_pending).collect();
+        let retry_failed = options.force;
+        report.still_failed = if retry_failed {
+            0
+        } else {
+            records.values().filter(|r| r.status == ProvisionStatus::Failed && !r.is_pending()).count()
+        };
+        let mut pending: Vec<ProvisionRecord> = records
+            .into_values()
+            .filter(|r| r.is_pending() || (retry_failed && r.status == ProvisionStatus::Failed))
+            .collect();
         pending.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
         if pending.is_empty() && report.files_changed.is_empty() && !options.force {
             return Ok(report);
