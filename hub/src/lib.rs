@@ -9,6 +9,8 @@
 //! L0  model, config, files ids, records, typed config (config uses model's value types);
 //!                          atomic file writes
 //! L1  store                storage role traits; SQLite and MongoDB backends
+//! L2  sip                  SIP user agent: message layer (RFC 3261 framing and parsing on
+//!                          rsipstack); uses only L0
 //! L2  directory, auth, pbx users, extensions, numbers; sign-in and sessions (auth uses directory);
 //!                          Asterisk (AMI; generated config: templates, render, write;
 //!                          provisioning; SIP presence from AMI events)
@@ -26,5 +28,6 @@ pub mod directory;
 pub mod files;
 pub mod model;
 pub mod pbx;
+pub mod sip;
 pub mod store;
 pub mod web;
