@@ -102,7 +102,8 @@ impl Sipp {
 
     /// Starts `scenario` on a free port of 127.0.0.1 (towards `target`, if any) and returns
     /// once its SIP socket is bound. SIPp stops by itself after `-m` calls (default 1) or
-    /// [`WAIT`], whichever comes first; [`Sipp::wait`] collects the outcome.
+    /// [`WAIT`] (or a `-timeout` given in `args`), whichever comes first; [`Sipp::wait`]
+    /// collects the outcome and kills SIPp 5 s past that limit.
     pub fn spawn(scenario: &str, target: Option<SocketAddr>, args: &[&str]) -> Sipp {
         assert!(Path::new("/usr/bin/sipp").exists(), "Debian's sip-tester is not installed (scripts/test installs it)");
         let dir = tempfile::tempdir().unwrap();
@@ -127,7 +128,14 @@ impl Sipp {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
         let child = cmd.spawn().expect("start sipp");
-        let mut sipp = Sipp { child, port, dir, deadline: Instant::now() + WAIT + Duration::from_secs(5) };
+        // A `-timeout` in `args` (whole seconds, "60" or "60s") overrides the default one.
+        let limit = args
+            .iter()
+            .position(|a| *a == "-timeout")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|t| t.trim_end_matches('s').parse().ok())
+            .map_or(WAIT, Duration::from_secs);
+        let mut sipp = Sipp { child, port, dir, deadline: Instant::now() + limit + Duration::from_secs(5) };
         // Bound means the port can no longer be taken; SIPp exiting early ends the wait too.
         while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
             if let Ok(Some(_)) = sipp.child.try_wait() {
