@@ -11,4 +11,5 @@ mod provision;
 mod serve;
 mod signaling;
 mod signin;
+mod sip_peers;
 mod webapp;

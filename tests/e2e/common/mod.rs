@@ -5,7 +5,10 @@
 
 pub mod ami_replay;
 pub mod ami_sim;
+pub mod baresip;
 pub mod idp;
+pub mod kamailio;
+pub mod sipp;
 pub mod turn;
 
 use std::io::{BufRead, BufReader};
@@ -15,6 +18,19 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// A port free for both UDP and TCP on 127.0.0.1, found by binding port 0, for peers that
+/// cannot be told to pick their own port (coturn, kamailio, SIPp as a UAS). As close to
+/// "port 0" as it gets: another process could take it before the peer binds it.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
 
 /// Path of the hub binary Cargo built for these tests.
 pub fn hub_bin() -> &'static str {

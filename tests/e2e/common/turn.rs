@@ -1,10 +1,10 @@
 //! Debian's coturn as the TURN server for tests, in the TURN REST (`use-auth-secret`) mode.
 
-use std::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::WAIT;
+use super::{WAIT, free_port};
 
 /// The shared secret the hub and coturn use.
 pub const SECRET: &str = "turn-e2e-secret";
@@ -15,18 +15,6 @@ pub struct Turn {
     /// Its UDP/TCP port on 127.0.0.1.
     pub port: u16,
     log: std::path::PathBuf,
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1, found by binding port 0. coturn cannot be
-/// told to pick its own port, so this is as close to "port 0" as it gets.
-fn free_port() -> u16 {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 /// Answers a STUN Binding request: the server is up.
