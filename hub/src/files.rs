@@ -28,6 +28,7 @@ pub fn write_atomic_with(
     mode: u32,
     fill: impl FnOnce(&mut std::fs::File) -> io::Result<()>,
 ) -> io::Result<()> {
+    remove_stale_temps(path);
     let tmp = temp_path(path);
     let result = (|| {
         let mut f = open_new(&tmp, mode)?;
@@ -45,6 +46,29 @@ pub fn write_atomic_with(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes temporary files of `path` left by writers that died before their rename (a killed
+/// hub or CLI): `.<name>.tmp-<pid>-<n>` whose process no longer runs. Only where `/proc`
+/// tells which processes run; a live writer's file is never touched. Best effort: a failure
+/// here never fails the write.
+fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !proc.join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// A temporary name next to `path`, unique per process and per write (two writes of one
@@ -84,6 +108,24 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"[1001]\ntype=endpoint\n", "old file whole");
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left behind: {leftovers:?}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn temporary_files_of_dead_writers_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub-pjsip-users.conf");
+        // pid_max is at most 2^22: this writer cannot be running. pid 1 always runs.
+        let dead = dir.path().join(".hub-pjsip-users.conf.tmp-99999999-0");
+        let live = dir.path().join(".hub-pjsip-users.conf.tmp-1-0");
+        let other = dir.path().join(".hub-extensions.conf.tmp-99999999-0");
+        for f in [&dead, &live, &other] {
+            std::fs::write(f, b"half a file").unwrap();
+        }
+        write_atomic(&path, b"[a]\n", 0o644).unwrap();
+        assert!(!dead.exists(), "a dead writer's temporary file is removed");
+        assert!(live.exists(), "a running writer's file is left alone");
+        assert!(other.exists(), "another file's temporaries are not this write's business");
     }
 
     #[test]
