@@ -19,6 +19,7 @@ use crate::directory::Directory;
 use crate::pbx::provision::{ProvisionSettings, Provisioner};
 use crate::pbx::provision_loop::{LoopTiming, ProvisionLoop};
 use crate::pbx::{EventLink, LinkHandle, LinkOptions, SipPresence};
+use crate::sip;
 use crate::store::{self, Store};
 use crate::web::{self, OriginPolicy, RateLimiter, Services, Settings, WebState, tls};
 
@@ -161,6 +162,14 @@ async fn serve(config: Config) -> Exit {
     };
     let cancel = CancellationToken::new();
     let stopping = CancellationToken::new();
+    let sip_task = match start_sip(&config, cancel.clone()).await {
+        Ok(task) => task,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("error: {e}");
+            return Exit::Failure;
+        }
+    };
     let (calls, calls_task) = Calls::start(config.calls.clone(), store.clone(), cancel.clone());
     let services = Services { store: store.clone(), auth: parts.auth, calls, shutdown: stopping.clone() };
     let state = WebState::new(services, parts.settings);
@@ -194,7 +203,7 @@ async fn serve(config: Config) -> Exit {
     };
     let result = web::serve(listener, tls, app, on_signal, config.web.shutdown_grace).await;
     cancel.cancel();
-    for task in tasks {
+    for task in tasks.into_iter().chain(sip_task) {
         let _ = task.await;
     }
     // The controller ends live calls and writes their records before the store closes.
@@ -213,6 +222,22 @@ async fn serve(config: Config) -> Exit {
             Exit::Failure
         }
     }
+}
+
+/// Starts the SIP user agent's transports when `[sip] enabled` says so (by default: when an
+/// Asterisk is configured).
+async fn start_sip(
+    config: &Config,
+    shutdown: CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>, sip::transport::TransportError> {
+    if !config.sip.enabled.resolve(config.pbx.ami_url.is_some()) {
+        return Ok(None);
+    }
+    let peers = config.sip.allowed_peers.iter().filter_map(|p| p.parse().ok()).collect();
+    let agent = Arc::new(sip::agent::Agent::new(peers));
+    let (listening, task) = sip::transport::start(config.sip.listen, agent, shutdown).await?;
+    tracing::info!(udp = %listening.udp, tcp = %listening.tcp, "SIP user agent listening");
+    Ok(Some(task))
 }
 
 /// Forgets abandoned sign-in attempts every [`PURGE_EVERY`].

@@ -12,4 +12,5 @@ mod serve;
 mod signaling;
 mod signin;
 mod sip_peers;
+mod sip_ua;
 mod webapp;

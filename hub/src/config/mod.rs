@@ -29,7 +29,7 @@ pub use error::{ConfigError, Origin};
 pub use ivr::IvrConfig;
 pub use media::MediaConfig;
 pub use pbx::{AmiAuth, AmiTarget, ExtensionRange, PbxConfig};
-pub use sip::SipConfig;
+pub use sip::{SipConfig, Switch};
 pub use store::{Backend, StoreConfig};
 pub use url::ConnectionUrl;
 pub use voicemail::VoicemailConfig;

@@ -13,6 +13,8 @@ use super::Problem;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SipConfig {
+    /// Run the SIP user agent: `true`, `false`, or `"auto"` (when `[pbx] ami_url` is set).
+    pub enabled: Switch,
     /// UDP and TCP listening address.
     pub listen: SocketAddr,
     /// Registrar to register with (`sip:asterisk.example.org:5060`); absent: do not register.
@@ -33,6 +35,7 @@ pub struct SipConfig {
 impl Default for SipConfig {
     fn default() -> Self {
         Self {
+            enabled: Switch::Auto,
             listen: SocketAddr::from(([127, 0, 0, 1], 5070)),
             registrar: None,
             username: "hub".into(),
@@ -41,6 +44,63 @@ impl Default for SipConfig {
             allowed_peers: vec!["127.0.0.1".into(), "::1".into()],
             max_calls: 5000,
         }
+    }
+}
+
+/// On, off, or decided by the rest of the configuration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Switch {
+    /// Decided by the rest of the configuration.
+    #[default]
+    Auto,
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
+impl Switch {
+    /// `On`/`Off` as given, `Auto` as `auto`.
+    pub fn resolve(self, auto: bool) -> bool {
+        match self {
+            Self::Auto => auto,
+            Self::On => true,
+            Self::Off => false,
+        }
+    }
+}
+
+impl Serialize for Switch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::On => s.serialize_bool(true),
+            Self::Off => s.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Switch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Switch;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or \"auto\"")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Switch, E> {
+                Ok(if v { Switch::On } else { Switch::Off })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Switch, E> {
+                match v.trim().to_ascii_lowercase().as_str() {
+                    "auto" => Ok(Switch::Auto),
+                    "true" | "yes" | "on" | "1" => Ok(Switch::On),
+                    "false" | "no" | "off" | "0" => Ok(Switch::Off),
+                    _ => Err(E::custom(format!("expected true, false or \"auto\", got {v:?}"))),
+                }
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -62,5 +122,22 @@ impl SipConfig {
         if self.max_calls == 0 {
             out.push(Problem::new("sip.max_calls", "must be at least 1"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_switch_reads_booleans_and_words() {
+        let parse = |t: &str| toml::from_str::<SipConfig>(t).map(|c| c.enabled);
+        assert_eq!(parse("enabled = true").unwrap(), Switch::On);
+        assert_eq!(parse("enabled = false").unwrap(), Switch::Off);
+        assert_eq!(parse("enabled = \"auto\"").unwrap(), Switch::Auto);
+        assert_eq!(parse("enabled = \"yes\"").unwrap(), Switch::On);
+        assert_eq!(parse("").unwrap(), Switch::Auto);
+        assert!(parse("enabled = \"sometimes\"").unwrap_err().to_string().contains("auto"));
+        assert!(Switch::Auto.resolve(true) && !Switch::Auto.resolve(false) && !Switch::Off.resolve(true));
     }
 }

@@ -268,6 +268,13 @@ pub struct RequestHead {
 /// hash of the request's identity, so a retransmitted request gets the same tag. CR and LF in
 /// `reason` are replaced so it cannot inject headers.
 pub fn error_response(head: &RequestHead, status: u16, reason: &str) -> Vec<u8> {
+    response(head, status, reason, &[])
+}
+
+/// Builds a stateless response to a request, as [`error_response`] does, with `extra` headers
+/// (`Allow`, `Accept`, `Supported`…) before `Content-Length`. CR and LF in header values are
+/// replaced like those in `reason`.
+pub fn response(head: &RequestHead, status: u16, reason: &str, extra: &[(&str, &str)]) -> Vec<u8> {
     let reason: String = reason.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
     let mut out = format!("SIP/2.0 {status} {reason}\r\n");
     for via in &head.vias {
@@ -290,6 +297,10 @@ pub fn error_response(head: &RequestHead, status: u16, reason: &str) -> Vec<u8> 
     }
     if let Some(cseq) = &head.cseq {
         out.push_str(&format!("CSeq: {cseq}\r\n"));
+    }
+    for (name, value) in extra {
+        let value: String = value.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
+        out.push_str(&format!("{name}: {value}\r\n"));
     }
     out.push_str("Content-Length: 0\r\n\r\n");
     out.into_bytes()

@@ -4,8 +4,16 @@
 //! `pbx`, `calls`, `web`, `cli`, `app` or `media`, so it can be tested with bytes and loopback
 //! sockets alone and could later move into its own crate without edits.
 //!
-//! For now it holds the message layer only: [`message::classify`] is the one function every
-//! transport calls on received bytes, and [`message::error_response`] builds the stateless error
-//! answer for a request the layer rejected. Transports, transactions and dialogs come later.
+//! ```text
+//!  message.rs    bytes → classified message (RFC 3261 framing, RFC 4475-proof checks) and
+//!                stateless responses
+//!  agent.rs      what the user agent answers outside a dialog (OPTIONS, 403, 405, 501, errors)
+//!  transport.rs  UDP and TCP on one port: classify, answer, keep bad neighbours apart
+//! ```
+//!
+//! Registration, calls (transactions and dialogs on rsipstack) and the media hand-off come
+//! next; until then the agent answers INVITE with 405 (or 403 from a stranger).
 
+pub mod agent;
 pub mod message;
+pub mod transport;

@@ -112,6 +112,8 @@ impl Hub {
     pub fn try_start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Hub, (String, Vec<String>)> {
         let mut cmd = hub_cmd(dir);
         cmd.args(["--bind", "127.0.0.1:0", "--log-format", "json", "serve"]).args(extra);
+        // Tests run in parallel: the SIP user agent (when a test turns it on) takes a free port.
+        cmd.env("HUB_SIP__LISTEN", "127.0.0.1:0");
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -1,0 +1,165 @@
+//! The user agent's transports: UDP and TCP on one address (RFC 3261 §18). Every received
+//! message goes through [`classify`](super::message::classify) and then the [`Agent`]; the
+//! answer goes back where the message came from (symmetric, as RFC 3581 `rport` asks).
+//!
+//! - UDP: one datagram, one message; answers are sent from the same socket.
+//! - TCP: a buffer per connection, framed by Content-Length; a connection whose framing is lost
+//!   (negative or duplicate Content-Length, a message over the size limit) is answered if it
+//!   can be and closed; one that sends nothing for [`IDLE_TIMEOUT`] is closed. A bad neighbour
+//!   never affects another connection.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+use super::agent::Agent;
+use super::message::{Inbound, MAX_MESSAGE_SIZE, TransportKind, classify};
+
+/// A TCP connection that sends nothing for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Why the transports could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The UDP or TCP port could not be bound.
+    #[error("cannot listen for SIP on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Where the user agent listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listening {
+    /// The UDP socket's address.
+    pub udp: SocketAddr,
+    /// The TCP listener's address (the same port as UDP).
+    pub tcp: SocketAddr,
+}
+
+/// Binds UDP and TCP on `addr` (port 0: one free port for both) and serves until `shutdown`.
+pub async fn start(
+    addr: SocketAddr,
+    agent: Arc<Agent>,
+    shutdown: CancellationToken,
+) -> Result<(Listening, tokio::task::JoinHandle<()>), TransportError> {
+    let (udp, tcp) = bind_pair(addr).await?;
+    let listening = Listening {
+        udp: udp.local_addr().map_err(|source| TransportError::Bind { addr, source })?,
+        tcp: tcp.local_addr().map_err(|source| TransportError::Bind { addr, source })?,
+    };
+    let task = tokio::spawn(async move {
+        let udp_task = tokio::spawn(serve_udp(udp, agent.clone(), shutdown.clone()));
+        serve_tcp(tcp, agent, shutdown).await;
+        let _ = udp_task.await;
+    });
+    Ok((listening, task))
+}
+
+/// UDP and TCP on the same port; with port 0, retries a few ports in case TCP's is taken.
+async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), TransportError> {
+    let mut last = None;
+    for _ in 0..if addr.port() == 0 { 8 } else { 1 } {
+        let udp = UdpSocket::bind(addr).await.map_err(|source| TransportError::Bind { addr, source })?;
+        let port = udp.local_addr().map_err(|source| TransportError::Bind { addr, source })?.port();
+        match TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(TransportError::Bind { addr, source: last.unwrap_or_else(|| io::Error::other("no free port")) })
+}
+
+async fn serve_udp(socket: UdpSocket, agent: Arc<Agent>, shutdown: CancellationToken) {
+    // A datagram is at most 64 KiB; anything larger is cut by the kernel and then rejected.
+    let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
+    loop {
+        let (n, peer) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    // ICMP errors from earlier sends surface here on some systems: not fatal.
+                    tracing::debug!(error = %e, "SIP UDP receive error");
+                    continue;
+                }
+            },
+        };
+        let reply = {
+            let _span = tracing::debug_span!("sip_udp", %peer, len = n).entered();
+            agent.handle(classify(&buf[..n], TransportKind::Udp).inbound, peer.ip())
+        };
+        if let Some(bytes) = reply.bytes
+            && let Err(e) = socket.send_to(&bytes, peer).await
+        {
+            tracing::debug!(error = %e, %peer, "SIP UDP send failed");
+        }
+    }
+}
+
+async fn serve_tcp(listener: TcpListener, agent: Arc<Agent>, shutdown: CancellationToken) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIP TCP accept failed");
+                    continue;
+                }
+            },
+        };
+        let (agent, shutdown) = (agent.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = serve_connection(stream, peer, agent) => {}
+            }
+        });
+    }
+}
+
+async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, agent: Arc<Agent>) {
+    let _ = stream.set_nodelay(true);
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 8192];
+    loop {
+        // Take every complete message out of the buffer.
+        loop {
+            if buf.iter().all(|b| *b == b'\r' || *b == b'\n') {
+                buf.clear(); // keep-alive CRLFs (RFC 5626 §3.5.1) between messages
+                break;
+            }
+            let classified = classify(&buf, TransportKind::Tcp);
+            if matches!(classified.inbound, Inbound::Incomplete) {
+                break;
+            }
+            let consumed = classified.consumed.clamp(1, buf.len());
+            let reply = agent.handle(classified.inbound, peer.ip());
+            if let Some(bytes) = reply.bytes
+                && stream.write_all(&bytes).await.is_err()
+            {
+                return;
+            }
+            if reply.close {
+                tracing::debug!(%peer, "closing a SIP TCP connection whose framing is lost");
+                let _ = stream.shutdown().await;
+                return;
+            }
+            buf.drain(..consumed);
+        }
+        let n = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}

@@ -1,0 +1,166 @@
+//! The hub's SIP user agent on the wire (first step: out-of-dialog answers): real SIPp, and
+//! the RFC 4475 torture messages sent over UDP and TCP to the running hub.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hub::sip::agent::Agent;
+use hub::sip::message::{TransportKind, classify};
+
+use crate::common::sipp::{Sipp, SippOutcome};
+use crate::common::{Hub, event_field};
+
+/// Starts a hub whose SIP user agent is on, in `dir`; returns it and the UA's address.
+fn hub_with_ua(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Hub, SocketAddr) {
+    let mut env = vec![("HUB_SIP__ENABLED", "true")];
+    env.extend_from_slice(extra_env);
+    let hub = Hub::start(dir, &[], &env);
+    let line = hub.wait_for("SIP user agent listening");
+    let addr = event_field(&line, "SIP user agent listening", "udp").unwrap().parse().unwrap();
+    (hub, addr)
+}
+
+fn passed(outcome: &SippOutcome, hub: &Hub) {
+    assert!(outcome.success, "{}\n--- hub log ---\n{}", outcome.report(), hub.log().join("\n"));
+}
+
+fn options(call_id: &str) -> Vec<u8> {
+    format!(
+        "OPTIONS sip:hub@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-{call_id}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:hub@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+         CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Sends one datagram and returns the answer's status line, or `None` when none came in `wait`.
+fn udp_exchange(socket: &UdpSocket, to: SocketAddr, bytes: &[u8], wait: Duration) -> Option<String> {
+    socket.send_to(bytes, to).unwrap();
+    socket.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = vec![0u8; 70_000];
+    match socket.recv_from(&mut buf) {
+        Ok((n, _)) => Some(String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string()),
+        Err(_) => None,
+    }
+}
+
+fn fixtures() -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/rfc4475");
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "dat"))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    out.sort();
+    assert_eq!(out.len(), 50, "the RFC 4475 archive has 50 files");
+    out
+}
+
+#[test]
+fn options_from_sipp_gets_allow_accept_and_supported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, addr) = hub_with_ua(dir.path(), &[]);
+    passed(&Sipp::run("uac_options.xml", addr, &["-s", "hub"]), &hub);
+}
+
+#[test]
+fn an_invite_from_an_address_not_allowed_gets_403() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hub.toml"), "[sip]\nallowed_peers = [\"192.0.2.1\"]\n").unwrap();
+    let (hub, addr) = hub_with_ua(dir.path(), &[]);
+    passed(&Sipp::run("uac_expect_403.xml", addr, &["-s", "800"]), &hub);
+    hub.wait_for("INVITE from an address not in sip.allowed_peers refused");
+}
+
+#[test]
+fn every_rfc4475_message_over_udp_gets_the_answer_it_deserves_and_the_ua_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, addr) = hub_with_ua(dir.path(), &[]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let agent = Agent::new(vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()]);
+    let mut answered = 0;
+    for (name, bytes) in fixtures() {
+        // What the message layer and the agent decide, tested on their own in the library;
+        // here: the running UA sends exactly that over the wire, and nothing when nothing is due.
+        let expected = agent
+            .handle(classify(&bytes, TransportKind::Udp).inbound, "127.0.0.1".parse().unwrap())
+            .bytes
+            .map(|b| String::from_utf8_lossy(&b).lines().next().unwrap_or("").to_string());
+        let wait = if expected.is_some() { Duration::from_secs(5) } else { Duration::from_millis(300) };
+        let got = udp_exchange(&socket, addr, &bytes, wait);
+        assert_eq!(got, expected, "{name}\n--- hub log ---\n{}", hub.log().join("\n"));
+        answered += usize::from(got.is_some());
+        // Still alive and answering after each one.
+        let alive = udp_exchange(&socket, addr, &options(&format!("alive-{name}")), Duration::from_secs(5));
+        assert_eq!(alive.as_deref(), Some("SIP/2.0 200 OK"), "after {name}");
+    }
+    // The RFC's own verdicts for a few, so the wiring is not only compared with itself.
+    let expect = |file: &str, status: Option<&str>| {
+        let bytes = fixtures().into_iter().find(|(n, _)| n == file).unwrap().1;
+        let got = udp_exchange(&socket, addr, &bytes, Duration::from_millis(if status.is_some() { 5000 } else { 300 }));
+        assert_eq!(got.as_deref().map(|l| &l[8..11]), status, "{file}: {got:?}");
+    };
+    expect("badvers.dat", Some("505"));
+    expect("badinv01.dat", Some("400"));
+    expect("intmeth.dat", Some("501"));
+    expect("clerr.dat", Some("400"));
+    expect("scalarlg.dat", None);
+    expect("unreason.dat", None);
+    assert!(answered > 30, "most torture messages are requests that get an answer ({answered})");
+}
+
+#[test]
+fn tcp_frames_by_content_length_and_closes_only_a_connection_whose_framing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, addr) = hub_with_ua(dir.path(), &[]);
+    let read_status = |s: &mut TcpStream| {
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string()
+    };
+    // Two requests in one write, then one split across writes: both framed right.
+    let mut a = TcpStream::connect(addr).unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut two = options("tcp-1");
+    two.extend_from_slice(&options("tcp-2"));
+    a.write_all(&two).unwrap();
+    let mut replies = String::new();
+    while replies.matches("SIP/2.0 200 OK").count() < 2 {
+        let mut buf = vec![0u8; 4096];
+        let n = a.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early: {replies}\n{}", hub.log().join("\n"));
+        replies.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let third = options("tcp-3");
+    a.write_all(&third[..20]).unwrap();
+    a.write_all(&third[20..]).unwrap();
+    assert_eq!(read_status(&mut a), "SIP/2.0 200 OK");
+
+    // A body shorter than its Content-Length over TCP: wait for the rest, answer nothing yet.
+    let clerr =
+        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/rfc4475/clerr.dat"))
+            .unwrap();
+    let mut b = TcpStream::connect(addr).unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    b.write_all(&clerr).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(b.read(&mut buf).is_err(), "nothing is answered while the body is incomplete");
+
+    // A negative Content-Length: framing is lost, the connection gets 400 and is closed.
+    let ncl =
+        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/rfc4475/ncl.dat")).unwrap();
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(&ncl).unwrap();
+    let mut all = Vec::new();
+    c.read_to_end(&mut all).unwrap();
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("SIP/2.0 400 "), "{text}");
+
+    // The well-behaved neighbour is unaffected.
+    a.write_all(&options("tcp-4")).unwrap();
+    assert_eq!(read_status(&mut a), "SIP/2.0 200 OK");
+}
