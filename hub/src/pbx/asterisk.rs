@@ -152,7 +152,27 @@ impl EndpointCheck {
 
 /// One endpoint's details; `None` when Asterisk has no such endpoint.
 pub async fn endpoint(s: &mut Session, name: &str) -> Result<Option<EndpointCheck>, AmiError> {
-    let items = match s.list("PJSIPShowEndpoint", &[("Endpoint", name)]).await {
+    let items = s.list("PJSIPShowEndpoint", &[("Endpoint", name)]).await;
+    endpoint_from(items)
+}
+
+/// [`endpoint`] for many endpoints, pipelined in batches: one round trip per batch instead
+/// of one per endpoint (thousands of users verified after one reload).
+pub async fn endpoints_checked(s: &mut Session, names: &[&str]) -> Result<Vec<Option<EndpointCheck>>, AmiError> {
+    /// Actions written before their answers are read.
+    const BATCH: usize = 64;
+    let mut out = Vec::with_capacity(names.len());
+    for chunk in names.chunks(BATCH) {
+        let sets: Vec<Vec<(&str, &str)>> = chunk.iter().map(|n| vec![("Endpoint", *n)]).collect();
+        for items in s.list_many("PJSIPShowEndpoint", &sets).await? {
+            out.push(endpoint_from(items)?);
+        }
+    }
+    Ok(out)
+}
+
+fn endpoint_from(items: Result<Vec<Message>, AmiError>) -> Result<Option<EndpointCheck>, AmiError> {
+    let items = match items {
         Err(AmiError::Refused { message, .. }) if message.starts_with("Unable to retrieve endpoint") => {
             return Ok(None);
         }

@@ -28,6 +28,9 @@ use crate::config::{AmiAuth, AmiTarget, Config};
 use crate::model::{ProvisionRecord, ProvisionStatus, ReloadRecord, SipAccount, Timestamp, User, UserId};
 use crate::store::{Store, StoreError, Unique, UserQuery};
 
+/// Endpoints verified per progress step (each step is pipelined by `endpoints_checked`).
+const VERIFY_BATCH: usize = 256;
+
 /// The modules a provisioning reload asks Asterisk to reload, in this order.
 pub const RELOAD_MODULES: [&str; 2] = ["res_pjsip.so", "pbx_config.so"];
 
@@ -276,14 +279,10 @@ impl Provisioner {
         let store = &self.inner.store;
         let mut accounts: HashMap<UserId, SipAccount> =
             store.sip_accounts().await?.into_iter().map(|a| (a.user_id.clone(), a)).collect();
-        let (mut created, mut rotated) = (0, 0);
+        let (mut fresh, mut rotated_accounts) = (Vec::new(), Vec::new());
         for user in users.iter().filter(|u| eligible(u)) {
             match accounts.get(&user.id) {
-                None => {
-                    let account = create_account(&**store, user, now).await?;
-                    accounts.insert(user.id.clone(), account);
-                    created += 1;
-                }
+                None => fresh.push(accounts::new_account(user, now)),
                 Some(account) => {
                     let asked = match rotate {
                         Rotate::Due => false,
@@ -291,14 +290,30 @@ impl Provisioner {
                         Rotate::Users(ids) => ids.contains(&user.id),
                     };
                     if asked || accounts::due_for_rotation(account, self.inner.settings.rotate_every, now) {
-                        let fresh = accounts::rotated(account, now);
-                        store.put_sip_account(&fresh).await?;
-                        tracing::debug!(user = %user.username, endpoint = %fresh.username, "SIP secret rotated");
-                        accounts.insert(user.id.clone(), fresh);
-                        rotated += 1;
+                        tracing::debug!(user = %user.username, endpoint = %account.username, "SIP secret rotated");
+                        rotated_accounts.push(accounts::rotated(account, now));
                     }
                 }
             }
+        }
+        let (created, rotated) = (fresh.len(), rotated_accounts.len());
+        // One transaction for all of them (the first pass may create thousands); on the rare
+        // clash of a random username, one by one with new names.
+        let mut batch = fresh.clone();
+        batch.extend(rotated_accounts.iter().cloned());
+        match store.put_sip_accounts(&batch).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict { what: Unique::SipUsername, .. }) => {
+                for account in &mut fresh {
+                    let user = users.iter().find(|u| u.id == account.user_id).expect("an account of a listed user");
+                    *account = create_account(&**store, user, now).await?;
+                }
+                store.put_sip_accounts(&rotated_accounts).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        for account in fresh.into_iter().chain(rotated_accounts) {
+            accounts.insert(account.user_id.clone(), account);
         }
         Ok((accounts, created, rotated))
     }
@@ -473,8 +488,16 @@ impl Provisioner {
         let mut out = Vec::with_capacity(pending.len());
         let mut channels = None;
         progress.start(pending.len() as u64);
-        for record in pending {
-            let found = asterisk::endpoint(session, &record.endpoint).await?;
+        // Verified in pipelined batches; the progress bar moves batch by batch.
+        let mut checks = Vec::with_capacity(pending.len());
+        for chunk in pending.chunks(VERIFY_BATCH) {
+            let names: Vec<&str> = chunk.iter().map(|r| r.endpoint.as_str()).collect();
+            checks.extend(asterisk::endpoints_checked(session, &names).await?);
+            for _ in chunk {
+                progress.step();
+            }
+        }
+        for (record, found) in pending.iter().zip(checks) {
             let mut r = record.clone();
             r.updated_at = now;
             match (&record.desired, found) {
@@ -526,7 +549,6 @@ impl Provisioner {
                 }
             }
             out.push(r);
-            progress.step();
         }
         progress.finish();
         Ok(out)

@@ -277,6 +277,19 @@ async fn sip_accounts(s: &dyn Store) {
     assert!(s.delete_sip_account(&carol.id).await.unwrap());
     assert!(!s.delete_sip_account(&carol.id).await.unwrap());
     assert_eq!(s.sip_account(&carol.id).await.unwrap(), None);
+
+    // Many at once; a clash inside the batch is the same typed conflict.
+    let batch = [
+        SipAccount { user_id: carol.id.clone(), username: "u-carol-2".into(), ..acct.clone() },
+        SipAccount { secret: Secret::new("third-secret"), ..acct.clone() },
+    ];
+    s.put_sip_accounts(&batch).await.unwrap();
+    assert_eq!(s.sip_account(&carol.id).await.unwrap().unwrap().username, "u-carol-2");
+    assert_eq!(s.sip_account(&bob.id).await.unwrap().unwrap().secret.expose(), "third-secret");
+    let clash = [SipAccount { user_id: carol.id.clone(), username: "u-bob".into(), ..acct.clone() }];
+    assert_conflict(s.put_sip_accounts(&clash).await, Unique::SipUsername, "u-bob");
+    s.put_sip_account(&rotated).await.unwrap();
+    assert!(s.delete_sip_account(&carol.id).await.unwrap());
 }
 
 async fn provisioning(s: &dyn Store) {

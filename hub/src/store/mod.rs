@@ -100,6 +100,14 @@ pub trait SipAccountStore: Send + Sync {
     /// Creates or replaces the user's account. Fails with a conflict when the SIP username
     /// belongs to another user.
     async fn put_sip_account(&self, account: &SipAccount) -> Result<()>;
+    /// Creates or replaces many accounts, all or none where the backend has transactions
+    /// (the first provisioning of thousands of users); conflicts as in `put_sip_account`.
+    async fn put_sip_accounts(&self, accounts: &[SipAccount]) -> Result<()> {
+        for a in accounts {
+            self.put_sip_account(a).await?;
+        }
+        Ok(())
+    }
     /// The user's account.
     async fn sip_account(&self, user: &UserId) -> Result<Option<SipAccount>>;
     /// An account by SIP username.

@@ -559,6 +559,28 @@ impl SipAccountStore for SqliteStore {
         Ok(())
     }
 
+    async fn put_sip_accounts(&self, accounts: &[SipAccount]) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        for a in accounts {
+            sqlx::query(
+                "INSERT INTO sip_accounts (user_id, username, secret, rotated_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (user_id) DO UPDATE SET username = excluded.username, secret = excluded.secret, \
+                 rotated_at = excluded.rotated_at",
+            )
+            .bind(a.user_id.as_str())
+            .bind(&a.username)
+            .bind(a.secret.expose())
+            .bind(a.rotated_at.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match e.as_database_error() {
+                Some(d) if d.is_foreign_key_violation() => StoreError::NotFound(format!("user {}", a.user_id)),
+                _ => db_err(e).with_value(|_| Some(a.username.clone())),
+            })?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
     async fn sip_account(&self, user: &UserId) -> Result<Option<SipAccount>> {
         let row = sqlx::query("SELECT * FROM sip_accounts WHERE user_id = ?")
             .bind(user.as_str())

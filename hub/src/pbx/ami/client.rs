@@ -195,6 +195,64 @@ impl Session {
         }
     }
 
+    /// Runs the same list action for several header sets at once: all actions are written
+    /// before any answer is read (Asterisk answers pipelined actions in order, fixture 10e),
+    /// so N lists cost one round trip instead of N. Each slot is that action's items, or its
+    /// refusal (`Response: Error`, e.g. `Unable to retrieve endpoint …`).
+    pub async fn list_many(
+        &mut self,
+        action: &str,
+        header_sets: &[Vec<(&str, &str)>],
+    ) -> Result<Vec<Result<Vec<Message>, AmiError>>, AmiError> {
+        let mut ids = Vec::with_capacity(header_sets.len());
+        let mut bytes = Vec::new();
+        for headers in header_sets {
+            self.next_id += 1;
+            let id = format!("{}-{}", self.prefix, self.next_id);
+            let mut all: Vec<(&str, &str)> = vec![("Action", action), ("ActionID", id.as_str())];
+            all.extend_from_slice(headers);
+            bytes.extend_from_slice(&Message::encode_action(&all));
+            ids.push(id);
+        }
+        self.conn.send_bytes(&bytes).await?;
+        let index: std::collections::HashMap<&str, usize> =
+            ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        let mut slots: Vec<Option<Result<Vec<Message>, AmiError>>> = (0..ids.len()).map(|_| None).collect();
+        let mut open: Vec<Vec<Message>> = (0..ids.len()).map(|_| Vec::new()).collect();
+        let mut pending = ids.len();
+        let deadline = Instant::now() + ACTION_TIMEOUT;
+        while pending > 0 {
+            let Some(m) = self.conn.read(deadline, action).await? else {
+                return Err(AmiError::Closed(format!("in the middle of {pending} {action} lists")));
+            };
+            let Some(&i) = m.action_id().and_then(|id| index.get(id)) else {
+                self.events.push_back(m);
+                continue;
+            };
+            if slots[i].is_some() {
+                continue;
+            }
+            match m.kind {
+                Kind::Response if m.get("Response").is_some_and(|r| r.eq_ignore_ascii_case("Error")) => {
+                    slots[i] = Some(Err(refused(action, &m)));
+                    pending -= 1;
+                }
+                Kind::Response if !m.get("EventList").is_some_and(|v| v.eq_ignore_ascii_case("start")) => {
+                    slots[i] = Some(Ok(Vec::new()));
+                    pending -= 1;
+                }
+                Kind::Response => {}
+                Kind::Event if m.get("EventList").is_some_and(|v| v.eq_ignore_ascii_case("Complete")) => {
+                    slots[i] = Some(Ok(std::mem::take(&mut open[i])));
+                    pending -= 1;
+                }
+                Kind::Event => open[i].push(m),
+                Kind::Other => {}
+            }
+        }
+        Ok(slots.into_iter().map(|s| s.unwrap_or_else(|| Ok(Vec::new()))).collect())
+    }
+
     /// `Ping`: the session is alive.
     pub async fn ping(&mut self) -> Result<(), AmiError> {
         self.action("Ping", &[]).await.map(|_| ())

@@ -51,6 +51,11 @@ impl Connection {
         self.stream.write_all(&bytes).await.map_err(|e| AmiError::Closed(format!("write: {e}")))
     }
 
+    /// Writes several encoded actions in one go (pipelining).
+    pub async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), AmiError> {
+        self.stream.write_all(bytes).await.map_err(|e| AmiError::Closed(format!("write: {e}")))
+    }
+
     /// The next message, waiting until `deadline`; `Ok(None)` when the server closed.
     pub async fn read(&mut self, deadline: tokio::time::Instant, what: &str) -> Result<Option<Message>, AmiError> {
         loop {
