@@ -561,21 +561,33 @@ impl SipAccountStore for SqliteStore {
 
     async fn put_sip_accounts(&self, accounts: &[SipAccount]) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        for a in accounts {
+        // One statement per chunk: each statement is a round trip to SQLite's worker thread.
+        for chunk in accounts.chunks(BATCH_ROWS) {
+            let rows: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|a| {
+                    serde_json::json!([a.user_id.as_str(), a.username, a.secret.expose(), a.rotated_at.as_millis()])
+                })
+                .collect();
             sqlx::query(
-                "INSERT INTO sip_accounts (user_id, username, secret, rotated_at) VALUES (?, ?, ?, ?) \
+                "INSERT INTO sip_accounts (user_id, username, secret, rotated_at) \
+                 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+                 json_extract(value, '$[3]') FROM json_each(?1) WHERE true \
                  ON CONFLICT (user_id) DO UPDATE SET username = excluded.username, secret = excluded.secret, \
                  rotated_at = excluded.rotated_at",
             )
-            .bind(a.user_id.as_str())
-            .bind(&a.username)
-            .bind(a.secret.expose())
-            .bind(a.rotated_at.as_millis())
+            .bind(serde_json::Value::from(rows).to_string())
             .execute(&mut *tx)
             .await
             .map_err(|e| match e.as_database_error() {
-                Some(d) if d.is_foreign_key_violation() => StoreError::NotFound(format!("user {}", a.user_id)),
-                _ => db_err(e).with_value(|_| Some(a.username.clone())),
+                Some(d) if d.is_foreign_key_violation() => {
+                    StoreError::NotFound(format!("a user among {} accounts", chunk.len()))
+                }
+                // SQLite does not say which row clashed: name it when the chunk has one.
+                _ => db_err(e).with_value(|what| match (what, chunk) {
+                    (Unique::SipUsername, [only]) => Some(only.username.clone()),
+                    _ => None,
+                }),
             })?;
         }
         tx.commit().await.map_err(db_err)
@@ -615,6 +627,9 @@ impl SipAccountStore for SqliteStore {
     }
 }
 
+/// Rows written by one multi-row statement (a JSON array bound as one parameter).
+const BATCH_ROWS: usize = 1000;
+
 fn provision_from_row(row: &SqliteRow) -> Result<ProvisionRecord> {
     let get = |e: sqlx::Error| StoreError::Corrupt { what: "provisioning record", reason: e.to_string() };
     let status: String = row.try_get("status").map_err(get)?;
@@ -639,24 +654,37 @@ impl ProvisioningStore for SqliteStore {
 
     async fn put_provision_records(&self, records: &[ProvisionRecord]) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        for r in records {
+        for chunk in records.chunks(BATCH_ROWS) {
+            let rows: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|r| {
+                    serde_json::json!([
+                        r.user_id.as_str(),
+                        r.endpoint,
+                        r.desired,
+                        r.applied,
+                        r.status.as_str(),
+                        r.detail,
+                        r.updated_at.as_millis()
+                    ])
+                })
+                .collect();
             sqlx::query(
                 "INSERT INTO provisioning (user_id, endpoint, desired, applied, status, detail, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET endpoint = excluded.endpoint, \
+                 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+                 json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+                 json_extract(value, '$[6]') FROM json_each(?1) WHERE true \
+                 ON CONFLICT (user_id) DO UPDATE SET endpoint = excluded.endpoint, \
                  desired = excluded.desired, applied = excluded.applied, status = excluded.status, \
                  detail = excluded.detail, updated_at = excluded.updated_at",
             )
-            .bind(r.user_id.as_str())
-            .bind(&r.endpoint)
-            .bind(&r.desired)
-            .bind(&r.applied)
-            .bind(r.status.as_str())
-            .bind(&r.detail)
-            .bind(r.updated_at.as_millis())
+            .bind(serde_json::Value::from(rows).to_string())
             .execute(&mut *tx)
             .await
             .map_err(|e| match e.as_database_error() {
-                Some(d) if d.is_foreign_key_violation() => StoreError::NotFound(format!("user {}", r.user_id)),
+                Some(d) if d.is_foreign_key_violation() => {
+                    StoreError::NotFound(format!("a user among {} provisioning records", chunk.len()))
+                }
                 _ => db_err(e),
             })?;
         }
