@@ -122,8 +122,14 @@ fn check(config: &Config) -> Result<(), String> {
 }
 
 fn init_tracing(log: &LogConfig) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&log.level)
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&log.level)
         .map_err(|e| format!("key log.level: {:?} is not a valid log filter: {e}", log.level))?;
+    if !log.level.contains("rsipstack") {
+        // rsipstack warns at every start that it cannot serve the hub's channel listener
+        // itself, which is by design (sip/bridge.rs); its real errors still show.
+        filter =
+            filter.add_directive("rsipstack::transport::transport_layer=error".parse().expect("a valid directive"));
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match log.format {
         LogFormat::Human => builder.try_init(),
@@ -235,9 +241,45 @@ async fn start_sip(
     }
     let peers = config.sip.allowed_peers.iter().filter_map(|p| p.parse().ok()).collect();
     let agent = Arc::new(sip::agent::Agent::new(peers));
-    let (listening, task) = sip::transport::start(config.sip.listen, agent, shutdown).await?;
+    // The stack stops after the registration has unregistered, not with everything else.
+    let stack_stop = CancellationToken::new();
+    let started = sip::transport::start(config.sip.listen, agent, stack_stop.clone()).await?;
+    let listening = started.listening;
     tracing::info!(udp = %listening.udp, tcp = %listening.tcp, "SIP user agent listening");
-    Ok(Some(task))
+    let endpoint = rsipstack::EndpointBuilder::new()
+        .with_transport_layer(started.layer)
+        .with_cancel_token(stack_stop.clone())
+        .with_user_agent(&format!("hub/{}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let inner = endpoint.inner.clone();
+    let stack = tokio::spawn(async move {
+        let _ = inner.serve().await;
+    });
+    let mut registration = None;
+    if let Some(registrar) = &config.sip.registrar {
+        let addr = sip::registration::registrar_addr(registrar)
+            .map_err(|e| sip::transport::TransportError::Bridge(sip::bridge::BridgeError::Stack(e)))?;
+        started.bridge.connect(addr).await?;
+        let reg = sip::registration::RegistrationConfig {
+            registrar: registrar.clone(),
+            registrar_addr: addr,
+            username: config.sip.username.clone(),
+            password: config.sip.password.clone(),
+            expires: config.sip.register_expiry,
+        };
+        let (_state, task) = sip::registration::spawn(endpoint.inner.clone(), reg, shutdown.clone());
+        registration = Some(task);
+    }
+    Ok(Some(tokio::spawn(async move {
+        shutdown.cancelled().await;
+        if let Some(task) = registration {
+            let _ = task.await;
+        }
+        stack_stop.cancel();
+        let _ = started.task.await;
+        let _ = stack.await;
+        drop(endpoint);
+    })))
 }
 
 /// Forgets abandoned sign-in attempts every [`PURGE_EVERY`].

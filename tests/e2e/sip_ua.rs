@@ -9,6 +9,7 @@ use std::time::Duration;
 use hub::sip::agent::Agent;
 use hub::sip::message::{TransportKind, classify};
 
+use crate::common::kamailio::Kamailio;
 use crate::common::sipp::{Sipp, SippOutcome};
 use crate::common::{Hub, event_field};
 
@@ -163,4 +164,66 @@ fn tcp_frames_by_content_length_and_closes_only_a_connection_whose_framing_is_lo
     // The well-behaved neighbour is unaffected.
     a.write_all(&options("tcp-4")).unwrap();
     assert_eq!(read_status(&mut a), "SIP/2.0 200 OK");
+}
+
+/// Starts a hub whose user agent registers with `kamailio` as `user`/`password`, with a
+/// requested lifetime of `expiry`.
+fn hub_registering(dir: &std::path::Path, kamailio: &Kamailio, user: &str, password: &str, expiry: &str) -> Hub {
+    let registrar = format!("sip:{}", kamailio.addr());
+    let env = [
+        ("HUB_SIP__ENABLED", "true"),
+        ("HUB_SIP__REGISTRAR", registrar.as_str()),
+        ("HUB_SIP__USERNAME", user),
+        ("HUB_SIP__PASSWORD", password),
+        ("HUB_SIP__REGISTER_EXPIRY", expiry),
+    ];
+    Hub::start(dir, &[], &env)
+}
+
+#[test]
+fn the_ua_registers_with_digest_and_unregisters_on_shutdown() {
+    let kamailio = Kamailio::start(&[("hub", "s3cret-pass")]);
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_registering(dir.path(), &kamailio, "hub", "s3cret-pass", "5m");
+    let line = hub.wait_for("SIP registered");
+    assert_eq!(event_field(&line, "SIP registered", "expires").as_deref(), Some("300"), "{line}");
+    let ua = event_field(&hub.wait_for("SIP user agent listening"), "SIP user agent listening", "udp").unwrap();
+    let ok = kamailio.wait_for_log("REGISTER ok hub");
+    assert!(ok.contains(&ua), "the contact is the user agent's own socket ({ua}): {ok}");
+    let (status, _, log) = hub.stop("TERM");
+    assert!(status.success());
+    assert!(log.iter().any(|l| l.contains("SIP unregistered")), "{}", log.join("\n"));
+    kamailio.wait_for_log("expires=0");
+    assert!(!log.join("\n").contains("s3cret-pass"), "the SIP password reached the log");
+}
+
+#[test]
+fn a_too_brief_expiry_is_raised_to_min_expires() {
+    // The registrar wants at least 600 s; the hub asks for 120 s, gets 423 with Min-Expires.
+    let kamailio = Kamailio::start_with(&[("hub", "pw")], 600);
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_registering(dir.path(), &kamailio, "hub", "pw", "120s");
+    hub.wait_for("registrar wants a longer registration; retrying");
+    let line = hub.wait_for("SIP registered");
+    let granted: u32 = event_field(&line, "SIP registered", "expires").unwrap().parse().unwrap();
+    assert_eq!(granted, 600, "{line}");
+}
+
+#[test]
+fn wrong_credentials_are_reported_once_and_retried() {
+    let kamailio = Kamailio::start(&[("hub", "right")]);
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_registering(dir.path(), &kamailio, "hub", "wrong", "5m");
+    let line = hub.wait_for("SIP registration refused");
+    assert_eq!(event_field(&line, "SIP registration refused", "status").as_deref(), Some("403"), "{line}");
+    // The backoff retries (1 s, then 2 s): the registrar sees a second attempt…
+    let first = kamailio.wait_for_log("REGISTER rejected hub: wrong password");
+    let deadline = std::time::Instant::now() + crate::common::WAIT;
+    while kamailio.log_text().matches("REGISTER rejected hub: wrong password").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no retry: {first}\n{}", kamailio.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // …and the hub said it once.
+    let refusals = hub.log().iter().filter(|l| l.contains("SIP registration refused")).count();
+    assert_eq!(refusals, 1, "{}", hub.log().join("\n"));
 }

@@ -9,11 +9,15 @@
 //!                stateless responses
 //!  agent.rs      what the user agent answers outside a dialog (OPTIONS, 403, 405, 501, errors)
 //!  transport.rs  UDP and TCP on one port: classify, answer, keep bad neighbours apart
+//!  bridge.rs     what passed classify, to rsipstack's transactions (one channel per peer)
+//!  registration.rs  registered with the registrar (digest, refresh, 423, backoff, unregister)
 //! ```
 //!
-//! Registration, calls (transactions and dialogs on rsipstack) and the media hand-off come
-//! next; until then the agent answers INVITE with 405 (or 403 from a stranger).
+//! Calls (dialogs on rsipstack) and the media hand-off come next; until then the agent
+//! answers INVITE with 405 (or 403 from a stranger).
 
 pub mod agent;
+pub mod bridge;
 pub mod message;
+pub mod registration;
 pub mod transport;

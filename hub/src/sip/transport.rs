@@ -17,7 +17,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
+use rsipstack::transport::TransportLayer;
+
 use super::agent::Agent;
+use super::bridge::Bridge;
 use super::message::{Inbound, MAX_MESSAGE_SIZE, TransportKind, classify};
 
 /// A TCP connection that sends nothing for this long is closed.
@@ -26,6 +29,9 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Why the transports could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
+    /// The stack bridge could not be set up.
+    #[error(transparent)]
+    Bridge(#[from] super::bridge::BridgeError),
     /// The UDP or TCP port could not be bound.
     #[error("cannot listen for SIP on {addr}: {source}")]
     Bind {
@@ -45,23 +51,38 @@ pub struct Listening {
     pub tcp: SocketAddr,
 }
 
+/// The running transports.
+pub struct Started {
+    /// Where they listen.
+    pub listening: Listening,
+    /// Hands accepted messages to rsipstack.
+    pub bridge: Bridge,
+    /// rsipstack's view of the transports, for its endpoint.
+    pub layer: TransportLayer,
+    /// Ends after `shutdown`.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
 /// Binds UDP and TCP on `addr` (port 0: one free port for both) and serves until `shutdown`.
 pub async fn start(
     addr: SocketAddr,
     agent: Arc<Agent>,
     shutdown: CancellationToken,
-) -> Result<(Listening, tokio::task::JoinHandle<()>), TransportError> {
+) -> Result<Started, TransportError> {
     let (udp, tcp) = bind_pair(addr).await?;
     let listening = Listening {
         udp: udp.local_addr().map_err(|source| TransportError::Bind { addr, source })?,
         tcp: tcp.local_addr().map_err(|source| TransportError::Bind { addr, source })?,
     };
+    let udp = Arc::new(udp);
+    let (bridge, layer) = Bridge::start(udp.clone(), shutdown.clone()).await?;
+    let b = bridge.clone();
     let task = tokio::spawn(async move {
-        let udp_task = tokio::spawn(serve_udp(udp, agent.clone(), shutdown.clone()));
+        let udp_task = tokio::spawn(serve_udp(udp, agent.clone(), b, shutdown.clone()));
         serve_tcp(tcp, agent, shutdown).await;
         let _ = udp_task.await;
     });
-    Ok((listening, task))
+    Ok(Started { listening, bridge, layer, task })
 }
 
 /// UDP and TCP on the same port; with port 0, retries a few ports in case TCP's is taken.
@@ -78,7 +99,7 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), Transpo
     Err(TransportError::Bind { addr, source: last.unwrap_or_else(|| io::Error::other("no free port")) })
 }
 
-async fn serve_udp(socket: UdpSocket, agent: Arc<Agent>, shutdown: CancellationToken) {
+async fn serve_udp(socket: Arc<UdpSocket>, agent: Arc<Agent>, bridge: Bridge, shutdown: CancellationToken) {
     // A datagram is at most 64 KiB; anything larger is cut by the kernel and then rejected.
     let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
     loop {
@@ -93,10 +114,16 @@ async fn serve_udp(socket: UdpSocket, agent: Arc<Agent>, shutdown: CancellationT
                 }
             },
         };
-        let reply = {
+        let inbound = {
             let _span = tracing::debug_span!("sip_udp", %peer, len = n).entered();
-            agent.handle(classify(&buf[..n], TransportKind::Udp).inbound, peer.ip())
+            classify(&buf[..n], TransportKind::Udp).inbound
         };
+        // Responses belong to rsipstack's client transactions (REGISTER…).
+        if let Inbound::Response(response) = inbound {
+            bridge.deliver(rsipstack::sip::SipMessage::Response(*response), peer).await;
+            continue;
+        }
+        let reply = agent.handle(inbound, peer.ip());
         if let Some(bytes) = reply.bytes
             && let Err(e) = socket.send_to(&bytes, peer).await
         {
