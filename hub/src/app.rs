@@ -105,6 +105,9 @@ pub fn main() -> ExitCode {
             store.close().await;
             exit
         }),
+        Command::Sip(cli::SipCommand::Status { out }) => {
+            runtime.block_on(cli::sip_status(&loaded.config.store.data_dir, out.json))
+        }
         Command::Version(out) => {
             cli::version(&out);
             Exit::Ok
@@ -267,19 +270,60 @@ async fn start_sip(
             password: config.sip.password.clone(),
             expires: config.sip.register_expiry,
         };
-        let (_state, task) = sip::registration::spawn(endpoint.inner.clone(), reg, shutdown.clone());
-        registration = Some(task);
+        let (state, task) = sip::registration::spawn(endpoint.inner.clone(), reg, shutdown.clone());
+        registration = Some((state, task));
     }
+    // `hub sip status` (another process) reads what this one writes on every change.
+    let data_dir = config.store.data_dir.clone();
+    let status_dir = data_dir.clone();
+    let status = sip::status::SipStatus {
+        pid: std::process::id(),
+        udp: listening.udp,
+        tcp: listening.tcp,
+        registrar: config.sip.registrar.clone(),
+        registration: sip::registration::RegistrationState::NotConfigured,
+        updated_at: crate::model::Timestamp::now(),
+    };
+    write_sip_status(&data_dir, &status);
+    let (mut state, registration) = match registration {
+        Some((state, task)) => (Some(state), Some(task)),
+        None => (None, None),
+    };
+    let reporter = tokio::spawn(async move {
+        let Some(state) = state.as_mut() else { return };
+        loop {
+            let now = state.borrow_and_update().clone();
+            let stopped = now == sip::registration::RegistrationState::Stopped;
+            let status = sip::status::SipStatus {
+                registration: now,
+                updated_at: crate::model::Timestamp::now(),
+                ..status.clone()
+            };
+            write_sip_status(&data_dir, &status);
+            if stopped || state.changed().await.is_err() {
+                return;
+            }
+        }
+    });
     Ok(Some(tokio::spawn(async move {
         shutdown.cancelled().await;
         if let Some(task) = registration {
             let _ = task.await;
         }
+        let _ = reporter.await;
         stack_stop.cancel();
         let _ = started.task.await;
         let _ = stack.await;
         drop(endpoint);
+        // Not running any more: `hub sip status` must not report a stale state.
+        let _ = std::fs::remove_file(sip::status::path(&status_dir));
     })))
+}
+
+fn write_sip_status(data_dir: &Path, status: &sip::status::SipStatus) {
+    if let Err(e) = sip::status::write(data_dir, status) {
+        tracing::warn!(error = %e, "cannot write the SIP status file");
+    }
 }
 
 /// Forgets abandoned sign-in attempts every [`PURGE_EVERY`].

@@ -190,11 +190,36 @@ fn the_ua_registers_with_digest_and_unregisters_on_shutdown() {
     let ua = event_field(&hub.wait_for("SIP user agent listening"), "SIP user agent listening", "udp").unwrap();
     let ok = kamailio.wait_for_log("REGISTER ok hub");
     assert!(ok.contains(&ua), "the contact is the user agent's own socket ({ua}): {ok}");
+
+    // `hub sip status` in another process: the file the hub wrote (just after it logged, so
+    // read again until it shows the registration, bounded), checked on the wire.
+    let deadline = std::time::Instant::now() + crate::common::WAIT;
+    let v: serde_json::Value = loop {
+        let out = crate::common::run(dir.path(), &["sip", "status", "--json"], &[]);
+        let (stdout, stderr) = crate::common::text(&out);
+        if out.status.success() {
+            break serde_json::from_str(&stdout).unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "{stdout}\n{stderr}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        (v["answering"].as_bool(), v["registration"]["state"].as_str()),
+        (Some(true), Some("registered")),
+        "{v}"
+    );
+    assert_eq!(v["registration"]["expires"], 300);
+    let table = crate::common::text(&crate::common::run(dir.path(), &["sip", "status"], &[])).0;
+    assert!(table.contains("answering on udp") && table.contains("registered with sip:"), "{table}");
+
     let (status, _, log) = hub.stop("TERM");
     assert!(status.success());
     assert!(log.iter().any(|l| l.contains("SIP unregistered")), "{}", log.join("\n"));
     kamailio.wait_for_log("expires=0");
     assert!(!log.join("\n").contains("s3cret-pass"), "the SIP password reached the log");
+    let out = crate::common::run(dir.path(), &["sip", "status"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(crate::common::text(&out).1.contains("not running"), "{:?}", crate::common::text(&out));
 }
 
 #[test]
@@ -226,4 +251,16 @@ fn wrong_credentials_are_reported_once_and_retried() {
     // …and the hub said it once.
     let refusals = hub.log().iter().filter(|l| l.contains("SIP registration refused")).count();
     assert_eq!(refusals, 1, "{}", hub.log().join("\n"));
+    let deadline = std::time::Instant::now() + crate::common::WAIT;
+    loop {
+        let out = crate::common::run(dir.path(), &["sip", "status"], &[]);
+        let table = crate::common::text(&out).0;
+        assert_eq!(out.status.code(), Some(1), "{table}");
+        if table.contains("FAILED") {
+            assert!(table.contains("(403)"), "{table}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{table}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

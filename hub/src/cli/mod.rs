@@ -5,6 +5,7 @@
 mod config_cmd;
 mod pbx;
 mod progress;
+mod sip;
 mod table;
 mod users;
 
@@ -17,6 +18,7 @@ use crate::config::{FlagOverride, Sources};
 
 pub use config_cmd::{check as config_check, show as config_show};
 pub use pbx::{apply_after_user_change, run as pbx};
+pub use sip::status as sip_status;
 pub use users::run as users;
 
 /// Exit codes, stable for scripts.
@@ -76,6 +78,9 @@ pub enum Command {
     /// See the phone system through Asterisk's manager interface
     #[command(subcommand)]
     Pbx(PbxCommand),
+    /// The hub's SIP user agent (IVR and voicemail as Asterisk sees them)
+    #[command(subcommand)]
+    Sip(SipCommand),
     /// Print the hub's version
     Version(JsonFlag),
 }
@@ -170,6 +175,17 @@ pub enum PbxCommand {
         /// Asterisk's config directory (default: pbx.asterisk_config_dir)
         #[arg(long, value_name = "DIR")]
         asterisk_dir: Option<PathBuf>,
+    },
+}
+
+/// `hub sip …`
+#[derive(Debug, Subcommand)]
+pub enum SipCommand {
+    /// Is the running hub's user agent answering, and is it registered?
+    Status {
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
     },
 }
 

@@ -11,6 +11,7 @@
 //!  transport.rs  UDP and TCP on one port: classify, answer, keep bad neighbours apart
 //!  bridge.rs     what passed classify, to rsipstack's transactions (one channel per peer)
 //!  registration.rs  registered with the registrar (digest, refresh, 423, backoff, unregister)
+//!  status.rs     the state `hub sip status` reads (a JSON file the serving hub rewrites)
 //! ```
 //!
 //! Calls (dialogs on rsipstack) and the media hand-off come next; until then the agent
@@ -20,4 +21,5 @@ pub mod agent;
 pub mod bridge;
 pub mod message;
 pub mod registration;
+pub mod status;
 pub mod transport;

@@ -25,8 +25,11 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 
 /// Where the registration stands, for logs and status.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum RegistrationState {
+    /// No registrar is configured.
+    NotConfigured,
     /// Not tried yet.
     Starting,
     /// Registered for this many seconds (from the last 200).
