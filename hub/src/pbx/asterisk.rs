@@ -150,13 +150,7 @@ impl EndpointCheck {
     }
 }
 
-/// One endpoint's details; `None` when Asterisk has no such endpoint.
-pub async fn endpoint(s: &mut Session, name: &str) -> Result<Option<EndpointCheck>, AmiError> {
-    let items = s.list("PJSIPShowEndpoint", &[("Endpoint", name)]).await;
-    endpoint_from(items)
-}
-
-/// [`endpoint`] for many endpoints, pipelined in batches: one round trip per batch instead
+/// Each endpoint's details (`None` when Asterisk has no such endpoint), pipelined in batches: one round trip per batch instead
 /// of one per endpoint (thousands of users verified after one reload).
 pub async fn endpoints_checked(s: &mut Session, names: &[&str]) -> Result<Vec<Option<EndpointCheck>>, AmiError> {
     /// Actions written before their answers are read.
@@ -202,7 +196,7 @@ fn endpoint_from(items: Result<Vec<Message>, AmiError>) -> Result<Option<Endpoin
 }
 
 /// Reloads one module (`res_pjsip.so`, `pbx_config.so`). Asterisk answers `Module Reloaded`
-/// even when the new config was broken; verify the result with [`endpoint`].
+/// even when the new config was broken; verify the result with [`endpoints_checked`].
 pub async fn reload(s: &mut Session, module: &str) -> Result<(), AmiError> {
     s.action("Reload", &[("Module", module)]).await.map(|_| ())
 }

@@ -2,7 +2,7 @@
 //! assembles from the directory, the SIP accounts and `hub.toml`.
 //!
 //! The plan holds raw values as they come from their sources (the identity provider's display
-//! names included); [`super::render`] validates or sanitizes every one of them before it reaches
+//! names included); [`super::render()`] validates or sanitizes every one of them before it reaches
 //! a config file, so nothing here needs to be trusted.
 
 use crate::model::{Extension, Secret, UserId};

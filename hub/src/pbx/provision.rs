@@ -406,7 +406,7 @@ impl Provisioner {
             Ok(records) => records,
             Err(AmiError::Refused { action, message }) if action == "Reload" => {
                 let reason = format!("Asterisk refused the reload: {message}");
-                let records = mark(&pending, ProvisionStatus::Failed, &reason, None);
+                let records = mark(&pending, ProvisionStatus::Failed, &reason);
                 store.put_provision_records(&records).await?;
                 report.failed = pending.iter().map(|r| (r.endpoint.clone(), reason.clone())).collect();
                 self.record_reload(false, reason, pending.len(), started).await?;
@@ -448,7 +448,7 @@ impl Provisioner {
         pending: Vec<ProvisionRecord>,
         reason: String,
     ) -> Result<PassReport, ProvisionError> {
-        let records = mark(&pending, ProvisionStatus::Pending, &reason, None);
+        let records = mark(&pending, ProvisionStatus::Pending, &reason);
         self.inner.store.put_provision_records(&records).await?;
         report.pending = pending.len();
         report.pending_reason = Some(reason);
@@ -576,13 +576,9 @@ fn verdict(endpoint: &str, rev: &str, check: &asterisk::EndpointCheck) -> Result
     Ok(())
 }
 
-fn mark(
-    records: &[ProvisionRecord],
-    status: ProvisionStatus,
-    detail: &str,
-    at: Option<Timestamp>,
-) -> Vec<ProvisionRecord> {
-    let at = at.unwrap_or_else(Timestamp::now);
+/// `records` with a new status and detail, stamped now.
+fn mark(records: &[ProvisionRecord], status: ProvisionStatus, detail: &str) -> Vec<ProvisionRecord> {
+    let at = Timestamp::now();
     records
         .iter()
         .map(|r| ProvisionRecord { status, detail: detail.to_string(), updated_at: at, ..r.clone() })

@@ -1,5 +1,5 @@
 //! From a [`PbxPlan`] to config files on disk: [`render`] checks every value and renders the
-//! three files, [`write`] writes the ones that changed atomically, [`diff`] shows what a write
+//! three files, [`write()`] writes the ones that changed atomically, [`diff`] shows what a write
 //! would change.
 //!
 //! ```text

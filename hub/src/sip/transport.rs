@@ -1,5 +1,5 @@
 //! The user agent's transports: UDP and TCP on one address (RFC 3261 §18). Every received
-//! message goes through [`classify`](super::message::classify) and then the [`Agent`]; the
+//! message goes through [`classify`] and then the [`Agent`]; the
 //! answer goes back where the message came from (symmetric, as RFC 3581 `rport` asks).
 //!
 //! - UDP: one datagram, one message; answers are sent from the same socket.

@@ -317,6 +317,7 @@ pub struct AsteriskSim {
     config: SimConfig,
     stop: CancellationToken,
     events: tokio::sync::broadcast::Sender<Headers>,
+    shapes: Arc<Shapes>,
 }
 
 /// What the simulated Asterisk is set up with.
@@ -356,7 +357,7 @@ impl AsteriskSim {
         let stop = CancellationToken::new();
         let shapes = Arc::new(Shapes::load());
         let (events, _) = tokio::sync::broadcast::channel(256);
-        let (st, cfg, token, ev) = (state.clone(), config.clone(), stop.clone(), events.clone());
+        let (st, cfg, token, ev, sh) = (state.clone(), config.clone(), stop.clone(), events.clone(), shapes.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -364,7 +365,7 @@ impl AsteriskSim {
                     accepted = listener.accept() => {
                         let Ok((sock, _)) = accepted else { break };
                         let conn = Conn {
-                            shapes: shapes.clone(),
+                            shapes: sh.clone(),
                             state: st.clone(),
                             config: cfg.clone(),
                             challenge: None,
@@ -383,7 +384,7 @@ impl AsteriskSim {
                 }
             }
         });
-        Self { port, state, config, stop, events }
+        Self { port, state, config, stop, events, shapes }
     }
 
     /// `ami://user:secret@127.0.0.1:port`.
@@ -463,12 +464,12 @@ impl AsteriskSim {
             st.registered.push(endpoint.to_string());
             st.contacts.push((endpoint.to_string(), uri.to_string()));
         }
-        let s = Shapes::load();
-        let mut peer = with_id(s.peer_status, None);
+        let s = &self.shapes;
+        let mut peer = with_id(s.peer_status.clone(), None);
         set(&mut peer, "Peer", &format!("PJSIP/{endpoint}"));
-        let mut device = with_id(s.device_state, None);
+        let mut device = with_id(s.device_state.clone(), None);
         set(&mut device, "Device", &format!("PJSIP/{endpoint}"));
-        let mut contact = with_id(s.contact_status, None);
+        let mut contact = with_id(s.contact_status.clone(), None);
         set(&mut contact, "URI", uri);
         set(&mut contact, "AOR", endpoint);
         set(&mut contact, "EndpointName", endpoint);

@@ -4,10 +4,9 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use super::{WAIT, capture_output, free_port};
+use super::{PeerLog, free_port};
 
 /// A running baresip; stopped on drop.
 pub struct Baresip {
@@ -15,14 +14,13 @@ pub struct Baresip {
     /// Its SIP port (UDP) on 127.0.0.1.
     pub port: u16,
     _dir: tempfile::TempDir,
-    log: Arc<Mutex<Vec<String>>>,
-    lines: mpsc::Receiver<String>,
+    log: PeerLog,
 }
 
 impl Baresip {
     /// Starts baresip with one account line, in baresip's `accounts` syntax, e.g.
     /// `<sip:alice@127.0.0.1:5060;transport=udp>;auth_pass=secret;regint=600`.
-    /// Returns once it logs "baresip is ready" (bounded by [`WAIT`]).
+    /// Returns once it logs "baresip is ready" (bounded by `WAIT`).
     pub fn start(account: &str) -> Baresip {
         assert!(
             Path::new("/usr/bin/baresip").exists(),
@@ -56,30 +54,21 @@ impl Baresip {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start baresip");
-        let (log, lines) = capture_output(&mut child);
-        let baresip = Baresip { child, port, _dir: dir, log, lines };
+        let log = PeerLog::capture("baresip", &mut child);
+        let baresip = Baresip { child, port, _dir: dir, log };
         baresip.wait_for_log("baresip is ready");
         baresip
     }
 
     /// Everything it logged so far, under a header for failure messages.
     pub fn log_text(&self) -> String {
-        format!("--- baresip log ---\n{}", self.log.lock().unwrap().join("\n"))
+        self.log.text()
     }
 
-    /// Waits (bounded by [`WAIT`]) until a log line containing `needle` appears; returns it.
+    /// Waits (bounded by `WAIT`) until a log line containing `needle` appears; returns it.
     /// baresip's stdout is a pipe here, so it may arrive late: prefer the peer's log.
     pub fn wait_for_log(&self, needle: &str) -> String {
-        if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-            return l.clone();
-        }
-        let deadline = Instant::now() + WAIT;
-        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            if line.contains(needle) {
-                return line;
-            }
-        }
-        panic!("baresip logged no {needle:?} within {WAIT:?}\n{}", self.log_text());
+        self.log.wait_for(needle)
     }
 }
 

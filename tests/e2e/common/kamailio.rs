@@ -5,10 +5,9 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use super::{WAIT, capture_output, free_port};
+use super::{PeerLog, WAIT, free_port};
 
 /// The registrar's configuration, in the source tree.
 pub const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/kamailio/registrar.cfg");
@@ -26,8 +25,7 @@ pub struct Kamailio {
     pub port: u16,
     /// Holds the runtime dir and pid file until the process is gone.
     _dir: tempfile::TempDir,
-    log: Arc<Mutex<Vec<String>>>,
-    lines: mpsc::Receiver<String>,
+    log: PeerLog,
 }
 
 impl Kamailio {
@@ -66,8 +64,8 @@ impl Kamailio {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start kamailio");
-        let (log, lines) = capture_output(&mut child);
-        let kamailio = Kamailio { child, port, _dir: dir, log, lines };
+        let log = PeerLog::capture("kamailio", &mut child);
+        let kamailio = Kamailio { child, port, _dir: dir, log };
         kamailio.wait_for_log("Listening on");
         let deadline = Instant::now() + WAIT;
         let mut n = 0;
@@ -85,21 +83,12 @@ impl Kamailio {
 
     /// Everything it logged so far, one line per entry, under a header for failure messages.
     pub fn log_text(&self) -> String {
-        format!("--- kamailio log ---\n{}", self.log.lock().unwrap().join("\n"))
+        self.log.text()
     }
 
     /// Waits (bounded by [`WAIT`]) until a log line containing `needle` appears; returns it.
     pub fn wait_for_log(&self, needle: &str) -> String {
-        if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-            return l.clone();
-        }
-        let deadline = Instant::now() + WAIT;
-        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            if line.contains(needle) {
-                return line;
-            }
-        }
-        panic!("kamailio logged no {needle:?} within {WAIT:?}\n{}", self.log_text());
+        self.log.wait_for(needle)
     }
 }
 

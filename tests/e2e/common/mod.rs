@@ -65,6 +65,40 @@ pub fn text(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
+/// A test peer's output (kamailio, baresip…): everything so far, and a wait for a line.
+pub struct PeerLog {
+    name: &'static str,
+    log: Arc<Mutex<Vec<String>>>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl PeerLog {
+    /// Starts collecting `child`'s output under `name`.
+    pub fn capture(name: &'static str, child: &mut Child) -> Self {
+        let (log, lines) = capture_output(child);
+        Self { name, log, lines }
+    }
+
+    /// Everything logged so far, under a header for failure messages.
+    pub fn text(&self) -> String {
+        format!("--- {} log ---\n{}", self.name, self.log.lock().unwrap().join("\n"))
+    }
+
+    /// Waits (bounded by [`WAIT`]) until a line containing `needle` appears; returns it.
+    pub fn wait_for(&self, needle: &str) -> String {
+        if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + WAIT;
+        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("{} logged no {needle:?} within {WAIT:?}\n{}", self.name, self.text());
+    }
+}
+
 /// Collects a child's stdout and stderr lines, in a shared log and as a stream of events.
 pub fn capture_output(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, mpsc::Receiver<String>) {
     let log = Arc::new(Mutex::new(Vec::new()));
