@@ -108,6 +108,16 @@ pub fn main() -> ExitCode {
         Command::Sip(cli::SipCommand::Status { out }) => {
             runtime.block_on(cli::sip_status(&loaded.config.store.data_dir, out.json))
         }
+        Command::Sip(cli::SipCommand::Calls { out }) => {
+            runtime.block_on(cli::sip_calls(&loaded.config.store.data_dir, out.json))
+        }
+        Command::Sip(cli::SipCommand::Hangup { id }) => {
+            runtime.block_on(cli::sip_control(&loaded.config.store.data_dir, sip::control::Request::Hangup { id }))
+        }
+        Command::Sip(cli::SipCommand::Transfer { id, extension }) => runtime.block_on(cli::sip_control(
+            &loaded.config.store.data_dir,
+            sip::control::Request::Transfer { id, to: extension },
+        )),
         Command::Version(out) => {
             cli::version(&out);
             Exit::Ok
@@ -255,9 +265,34 @@ async fn start_sip(
         .with_user_agent(&format!("hub/{}", env!("CARGO_PKG_VERSION")))
         .build();
     let inner = endpoint.inner.clone();
+    let incoming = endpoint
+        .incoming_transactions()
+        .map_err(|e| sip::transport::TransportError::Bridge(sip::bridge::BridgeError::Stack(e.to_string())))?;
     let stack = tokio::spawn(async move {
         let _ = inner.serve().await;
     });
+    // Calls: answered by the RTP echo until the IVR engine takes its place behind the same port.
+    let ports =
+        crate::media::ports::PortRange::new(listening.udp.ip(), config.media.rtp_port_min, config.media.rtp_port_max);
+    let app: Arc<dyn sip::media_port::MediaApp> = Arc::new(crate::media::echo::EchoApp::new(ports));
+    let table = Arc::new(sip::call_table::CallTable::new(usize::try_from(config.sip.max_calls).unwrap_or(usize::MAX)));
+    let settings = sip::calls::CallSettings {
+        ring: config.sip.ring,
+        rtp_timeout: config.sip.rtp_timeout,
+        contact_user: config.sip.username.clone(),
+        transfer_domain: config.sip.registrar.as_deref().and_then(sip::registration::registrar_domain),
+        listen: listening.udp,
+    };
+    let layer = Arc::new(rsipstack::dialog::dialog_layer::DialogLayer::new(endpoint.inner.clone()));
+    let service = Arc::new(sip::calls::CallService::new(layer, table.clone(), app, settings));
+    let calls = tokio::spawn(service.serve(incoming, shutdown.clone()));
+    let control = match sip::control::serve(&config.store.data_dir, table, shutdown.clone()) {
+        Ok(task) => Some(task),
+        Err(e) => {
+            tracing::warn!(error = %e, "no control socket: `hub sip calls` will not see this hub");
+            None
+        }
+    };
     let mut registration = None;
     if let Some(registrar) = &config.sip.registrar {
         let addr = sip::registration::registrar_addr(registrar)
@@ -307,6 +342,11 @@ async fn start_sip(
     });
     Ok(Some(tokio::spawn(async move {
         shutdown.cancelled().await;
+        // Calls are hung up (BYE through the stack) before the stack stops.
+        let _ = calls.await;
+        if let Some(task) = control {
+            let _ = task.await;
+        }
         if let Some(task) = registration {
             let _ = task.await;
         }

@@ -9,12 +9,13 @@
 //! L0  model, config, files ids, records, typed config (config uses model's value types);
 //!                          atomic file writes
 //! L1  store                storage role traits; SQLite and MongoDB backends
-//! L2  sip                  SIP user agent: message layer (RFC 3261 framing and parsing on
-//!                          rsipstack); uses only L0
+//! L2  sip                  SIP user agent on rsipstack: transports, registration, calls,
+//!                          SDP, and the media port its calls hand audio to; uses only L0
 //! L2  directory, auth, pbx users, extensions, numbers; sign-in and sessions (auth uses directory);
 //!                          Asterisk (AMI; generated config: templates, render, write;
 //!                          provisioning; SIP presence from AMI events)
 //! L3  calls                browser calls: state machine, controller, signaling protocol
+//! L3  media                media apps behind sip's media port (the RTP echo); uses sip
 //! L5  web, cli             thin adapters (HTTPS + JSON; the `hub` command line)
 //! L6  app                  composition root: the only place that picks concrete backends
 //! ```
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod files;
+pub mod media;
 pub mod model;
 pub mod pbx;
 pub mod sip;

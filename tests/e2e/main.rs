@@ -11,6 +11,7 @@ mod provision;
 mod serve;
 mod signaling;
 mod signin;
+mod sip_calls;
 mod sip_peers;
 mod sip_ua;
 mod webapp;

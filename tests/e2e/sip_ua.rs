@@ -14,7 +14,7 @@ use crate::common::sipp::{Sipp, SippOutcome};
 use crate::common::{Hub, event_field};
 
 /// Starts a hub whose SIP user agent is on, in `dir`; returns it and the UA's address.
-fn hub_with_ua(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Hub, SocketAddr) {
+pub(crate) fn hub_with_ua(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Hub, SocketAddr) {
     let mut env = vec![("HUB_SIP__ENABLED", "true")];
     env.extend_from_slice(extra_env);
     let hub = Hub::start(dir, &[], &env);
@@ -23,7 +23,7 @@ fn hub_with_ua(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Hub, Socke
     (hub, addr)
 }
 
-fn passed(outcome: &SippOutcome, hub: &Hub) {
+pub(crate) fn passed(outcome: &SippOutcome, hub: &Hub) {
     assert!(outcome.success, "{}\n--- hub log ---\n{}", outcome.report(), hub.log().join("\n"));
 }
 

@@ -18,7 +18,7 @@ use crate::config::{FlagOverride, Sources};
 
 pub use config_cmd::{check as config_check, show as config_show};
 pub use pbx::{apply_after_user_change, run as pbx};
-pub use sip::status as sip_status;
+pub use sip::{calls as sip_calls, control as sip_control, status as sip_status};
 pub use users::run as users;
 
 /// Exit codes, stable for scripts.
@@ -186,6 +186,24 @@ pub enum SipCommand {
         /// Output format.
         #[command(flatten)]
         out: JsonFlag,
+    },
+    /// List the live calls of the running hub's user agent
+    Calls {
+        /// Output format.
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Hang up a live call (BYE), by the id `hub sip calls` shows
+    Hangup {
+        /// The call's id.
+        id: u64,
+    },
+    /// Blind-transfer a live call to an extension (REFER)
+    Transfer {
+        /// The call's id.
+        id: u64,
+        /// The extension to transfer to.
+        extension: String,
     },
 }
 

@@ -1,5 +1,6 @@
 //! `hub sip status`: what the serving hub's SIP user agent reports (its status file), checked
-//! on the wire with an OPTIONS that it must answer.
+//! on the wire with an OPTIONS that it must answer. `hub sip calls|hangup|transfer`: the live
+//! calls, through the serving hub's control socket.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -7,10 +8,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::sip::call_table::CallView;
+use crate::sip::control::{self, ControlError};
 use crate::sip::registration::RegistrationState;
 use crate::sip::status::{self, SipStatus};
 
 use super::Exit;
+use super::table::Table;
 
 /// How long the OPTIONS probe waits.
 const PROBE_WAIT: Duration = Duration::from_secs(2);
@@ -93,5 +97,70 @@ async fn probe(to: SocketAddr) -> Option<Duration> {
         if answer.starts_with("SIP/2.0 200") && answer.contains(&call_id) {
             return Some(started.elapsed());
         }
+    }
+}
+
+/// `hub sip calls [--json]`: exit 0 with the list (possibly empty), 1 when no hub serves.
+pub async fn calls(data_dir: &Path, json: bool) -> Exit {
+    let calls = match control::calls(data_dir).await {
+        Ok(c) => c,
+        Err(e) => return control_failed(&e),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&calls).unwrap_or_default());
+        return Exit::Ok;
+    }
+    if calls.is_empty() {
+        println!("No live calls.");
+        return Exit::Ok;
+    }
+    print!("{}", calls_table(&calls));
+    println!("{} live call{}", calls.len(), if calls.len() == 1 { "" } else { "s" });
+    Exit::Ok
+}
+
+fn calls_table(calls: &[CallView]) -> String {
+    let now = crate::model::Timestamp::now();
+    let mut table = Table::new(vec!["ID", "STATE", "FROM", "TO", "CODEC", "AGE", "RTP IN/OUT", "REMOTE RTP", "DIGITS"]);
+    for c in calls {
+        let age = now.to_system_time().duration_since(c.started_at.to_system_time()).unwrap_or_default();
+        table.row(vec![
+            c.id.to_string(),
+            format!("{:?}", c.state).to_lowercase(),
+            c.from.clone(),
+            c.to.clone(),
+            c.codec.clone().unwrap_or_else(|| "-".into()),
+            humantime::format_duration(Duration::from_secs(age.as_secs())).to_string(),
+            format!("{}/{}", c.media.packets_in, c.media.packets_out),
+            c.remote_rtp.map_or_else(|| "-".into(), |a| a.to_string()),
+            c.media.digits.clone(),
+        ]);
+    }
+    table.render()
+}
+
+/// `hub sip hangup ID` and `hub sip transfer ID EXT`: exit 0 when the hub took it, 1 when it
+/// refused (no such call) or no hub serves.
+pub async fn control(data_dir: &Path, request: control::Request) -> Exit {
+    match control::act(data_dir, &request).await {
+        Ok(()) => {
+            match request {
+                control::Request::Hangup { id } => println!("Call {id}: hanging up."),
+                control::Request::Transfer { id, to } => {
+                    println!("Call {id}: transfer to {to} requested (see `hub sip calls` for its progress).")
+                }
+                control::Request::Calls => {}
+            }
+            Exit::Ok
+        }
+        Err(e) => control_failed(&e),
+    }
+}
+
+fn control_failed(e: &ControlError) -> Exit {
+    eprintln!("error: {e}");
+    match e {
+        ControlError::Refused(_) => Exit::Failure,
+        _ => Exit::Failure,
     }
 }

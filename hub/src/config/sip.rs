@@ -28,8 +28,15 @@ pub struct SipConfig {
     pub register_expiry: Duration,
     /// Source addresses allowed to send INVITEs (the Asterisk servers).
     pub allowed_peers: Vec<String>,
-    /// Concurrent calls accepted; beyond it new INVITEs are refused.
+    /// Concurrent calls accepted; beyond it new INVITEs get `486 Busy Here`.
     pub max_calls: u32,
+    /// How long a call rings (`180 Ringing`) before the hub answers; `0s`: answer at once.
+    #[serde(with = "humantime_serde")]
+    pub ring: Duration,
+    /// A call whose caller sends no RTP for this long is hung up (not while on hold);
+    /// `0s`: never.
+    #[serde(with = "humantime_serde")]
+    pub rtp_timeout: Duration,
 }
 
 impl Default for SipConfig {
@@ -43,6 +50,8 @@ impl Default for SipConfig {
             register_expiry: Duration::from_secs(300),
             allowed_peers: vec!["127.0.0.1".into(), "::1".into()],
             max_calls: 5000,
+            ring: Duration::ZERO,
+            rtp_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -121,6 +130,12 @@ impl SipConfig {
         }
         if self.max_calls == 0 {
             out.push(Problem::new("sip.max_calls", "must be at least 1"));
+        }
+        if self.ring > Duration::from_secs(60) {
+            out.push(Problem::new("sip.ring", "must be at most 60s"));
+        }
+        if !self.rtp_timeout.is_zero() && self.rtp_timeout < Duration::from_secs(1) {
+            out.push(Problem::new("sip.rtp_timeout", "must be 0s (off) or at least 1s"));
         }
     }
 }

@@ -1,14 +1,14 @@
-//! What the hub's user agent answers to each inbound message, before any dialog exists.
+//! What the hub's user agent answers statelessly, and what it hands to the call layer.
 //!
-//! This step of the user agent handles requests outside a dialog only:
-//! - OPTIONS: `200` with `Allow`, `Accept` and `Supported` (RFC 3261 §11.2), so Asterisk's
-//!   qualify and any monitoring see the hub alive;
+//! - OPTIONS outside a dialog: `200` with `Allow`, `Accept` and `Supported` (RFC 3261 §11.2),
+//!   so Asterisk's qualify and any monitoring see the hub alive;
 //! - INVITE from an address not in `[sip] allowed_peers`: `403` (only the configured Asterisk
 //!   servers may call the hub);
-//! - a method the hub does not serve yet (INVITE, BYE, REGISTER…): `405` with `Allow`, the
-//!   truthful answer of a UA that understands a method but does not accept it;
+//! - INVITE from an allowed peer, and every request of a call (ACK, BYE, CANCEL, INFO, NOTIFY,
+//!   UPDATE, PRACK, an in-dialog OPTIONS or REFER): [`Reply::forward`], to rsipstack's
+//!   transactions and the call layer (which answers `481` when no dialog matches);
+//! - a method the hub does not serve (REGISTER, SUBSCRIBE, MESSAGE…): `405` with `Allow`;
 //! - an extension method (`intmeth`, `esc02` of RFC 4475): `501` with `Allow`;
-//! - ACK: never answered (RFC 3261 §17.2.1);
 //! - malformed requests: what [`classify`](super::message::classify) decided (400, 505, 513…).
 //!
 //! Pure: bytes in, bytes out, so every rule is tested without a socket.
@@ -19,8 +19,8 @@ use rsipstack::sip::Method;
 
 use super::message::{Inbound, RequestHead, error_response, response};
 
-/// The methods this user agent accepts today; sent in every `Allow`.
-pub const ALLOW: &str = "OPTIONS";
+/// The methods this user agent accepts; sent in every `Allow`.
+pub const ALLOW: &str = super::call::ALLOW;
 /// Body types the user agent will accept (SDP offers, once calls are served).
 pub const ACCEPT: &str = "application/sdp";
 
@@ -31,6 +31,8 @@ pub struct Reply {
     pub bytes: Option<Vec<u8>>,
     /// Whether a stream connection must close after `bytes` (its framing is lost).
     pub close: bool,
+    /// A request for the transaction and call layer (rsipstack), instead of an answer here.
+    pub forward: Option<Box<rsipstack::sip::Request>>,
 }
 
 /// The out-of-dialog policy of the hub's user agent.
@@ -49,26 +51,37 @@ impl Agent {
     /// The answer to one classified message from `peer`.
     pub fn handle(&self, inbound: Inbound, peer: IpAddr) -> Reply {
         match inbound {
-            Inbound::Request(request) => self.request(&request, peer),
+            Inbound::Request(request) => self.request(request, peer),
             Inbound::UnknownMethod { method, head } => {
                 tracing::debug!(%method, %peer, "extension method refused");
                 self.answer(&head, 501, "Not Implemented", &[("Allow", ALLOW)])
             }
             Inbound::Reject(r) => {
-                Reply { bytes: Some(error_response(&r.head, r.status, r.reason.reason_phrase())), close: false }
+                Reply { bytes: Some(error_response(&r.head, r.status, r.reason.reason_phrase())), ..Reply::default() }
             }
-            Inbound::CloseConnection { reply, .. } => {
-                Reply { bytes: reply.map(|r| error_response(&r.head, r.status, r.reason.reason_phrase())), close: true }
-            }
+            Inbound::CloseConnection { reply, .. } => Reply {
+                bytes: reply.map(|r| error_response(&r.head, r.status, r.reason.reason_phrase())),
+                close: true,
+                forward: None,
+            },
             // Responses belong to client transactions; this agent sends no requests yet.
             Inbound::Response(_) | Inbound::Discard { .. } | Inbound::Incomplete => Reply::default(),
         }
     }
 
-    fn request(&self, request: &rsipstack::sip::Request, peer: IpAddr) -> Reply {
-        let head = head_of(request);
+    fn request(&self, request: Box<rsipstack::sip::Request>, peer: IpAddr) -> Reply {
+        let head = head_of(&request);
+        let in_dialog = head.to.as_deref().is_some_and(has_tag);
         match request.method {
-            Method::Ack => Reply::default(),
+            Method::Invite if self.allowed_peers.contains(&peer) => Reply::forward(request),
+            Method::Ack
+            | Method::Bye
+            | Method::Cancel
+            | Method::Info
+            | Method::Notify
+            | Method::Update
+            | Method::PRack => Reply::forward(request),
+            Method::Options | Method::Refer if in_dialog => Reply::forward(request),
             Method::Options => self.answer(
                 &head,
                 200,
@@ -88,8 +101,20 @@ impl Agent {
         if !headers.iter().any(|(n, _)| *n == "User-Agent") {
             headers.push(("Server", &self.user_agent));
         }
-        Reply { bytes: Some(response(head, status, reason, &headers)), close: false }
+        Reply { bytes: Some(response(head, status, reason, &headers)), ..Reply::default() }
     }
+}
+
+impl Reply {
+    fn forward(request: Box<rsipstack::sip::Request>) -> Self {
+        Self { forward: Some(request), ..Self::default() }
+    }
+}
+
+/// Whether a `To` header value carries a tag (the request is inside a dialog).
+fn has_tag(to: &str) -> bool {
+    let params = to.rsplit_once('>').map_or(to, |(_, p)| p);
+    params.split(';').any(|p| p.trim().to_ascii_lowercase().starts_with("tag="))
 }
 
 /// The parts of a parsed request a stateless reply copies.
@@ -126,17 +151,29 @@ mod tests {
         .into_bytes()
     }
 
+    fn reply(bytes: &[u8], peer: IpAddr) -> Reply {
+        Agent::new(vec![LOCAL]).handle(classify(bytes, TransportKind::Udp).inbound, peer)
+    }
+
     fn answer(bytes: &[u8], peer: IpAddr) -> String {
-        let agent = Agent::new(vec![LOCAL]);
-        let reply = agent.handle(classify(bytes, TransportKind::Udp).inbound, peer);
-        String::from_utf8(reply.bytes.unwrap_or_default()).unwrap()
+        String::from_utf8(reply(bytes, peer).bytes.unwrap_or_default()).unwrap()
+    }
+
+    fn forwarded(bytes: &[u8], peer: IpAddr) -> bool {
+        let r = reply(bytes, peer);
+        r.forward.is_some() && r.bytes.is_none()
     }
 
     #[test]
     fn options_gets_200_with_allow_accept_and_supported() {
         let a = answer(&request("OPTIONS"), LOCAL);
         assert!(a.starts_with("SIP/2.0 200 OK\r\n"), "{a}");
-        for h in ["Allow: OPTIONS\r\n", "Accept: application/sdp\r\n", "Supported: \r\n", "CSeq: 1 OPTIONS\r\n"] {
+        for h in [
+            "Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, UPDATE\r\n",
+            "Accept: application/sdp\r\n",
+            "Supported: \r\n",
+            "CSeq: 1 OPTIONS\r\n",
+        ] {
             assert!(a.contains(h), "{h:?} missing: {a}");
         }
         assert!(a.contains("To: <sip:hub@127.0.0.1>;tag="), "{a}");
@@ -144,17 +181,25 @@ mod tests {
     }
 
     #[test]
-    fn invites_from_strangers_are_forbidden() {
+    fn invites_from_strangers_are_forbidden_and_from_peers_go_to_the_call_layer() {
         assert!(answer(&request("INVITE"), STRANGER).starts_with("SIP/2.0 403 Forbidden\r\n"));
-        let a = answer(&request("INVITE"), LOCAL);
-        assert!(a.starts_with("SIP/2.0 405 Method Not Allowed\r\n") && a.contains("Allow: OPTIONS\r\n"), "{a}");
+        assert!(forwarded(&request("INVITE"), LOCAL));
     }
 
     #[test]
-    fn ack_is_never_answered_and_other_methods_get_405() {
-        assert_eq!(answer(&request("ACK"), LOCAL), "");
-        assert!(answer(&request("REGISTER"), LOCAL).starts_with("SIP/2.0 405 "));
-        assert!(answer(&request("BYE"), STRANGER).starts_with("SIP/2.0 405 "));
+    fn requests_of_a_call_go_to_the_call_layer_and_others_get_405() {
+        for method in ["ACK", "BYE", "CANCEL", "INFO", "NOTIFY", "UPDATE"] {
+            assert!(forwarded(&request(method), STRANGER), "{method}");
+        }
+        let in_dialog = String::from_utf8(request("OPTIONS"))
+            .unwrap()
+            .replace("To: <sip:hub@127.0.0.1>", "To: <sip:hub@127.0.0.1>;tag=9");
+        assert!(forwarded(in_dialog.as_bytes(), LOCAL));
+        for method in ["REGISTER", "SUBSCRIBE", "MESSAGE", "REFER"] {
+            let a = answer(&request(method), LOCAL);
+            assert!(a.starts_with("SIP/2.0 405 ") && a.contains("Allow: INVITE, ACK,"), "{method}: {a}");
+        }
+        assert!(has_tag("\"A;tag=x\" <sip:a@b>;tag=1") && !has_tag("\"A;tag=x\" <sip:a@b>"));
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //!
 //! rsipstack's built-in UDP transport parses with plain rsip, which RFC 4475 shows is too
 //! liberal (see `message.rs`), so the hub keeps its own sockets and [`classify`] and gives
-//! rsipstack only what passed, through one in-memory `ChannelConnection` per peer address.
-//! What rsipstack sends comes back through the same channels and leaves from the hub's socket:
-//! to the channel's peer, or, for a message sent through the listener, where RFC 3261 §18
-//! says (a request to its Request-URI, a response to its top Via).
+//! rsipstack only what passed, through one in-memory `ChannelConnection` per UDP peer address
+//! and per TCP connection. What rsipstack sends comes back through the same channels and
+//! leaves from the hub's socket (UDP) or connection (TCP): to the channel's peer, or, for a
+//! message sent through the listener, where RFC 3261 §18 says (a request to its Request-URI).
 //!
 //! [`classify`]: super::message::classify
 
@@ -18,6 +18,9 @@ use rsipstack::transport::channel::ChannelConnection;
 use rsipstack::transport::{SipAddr, SipConnection, TransportEvent, TransportLayer};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+/// Where the bytes of a TCP connection's outgoing messages go (its writer task).
+pub type StreamWriter = UnboundedSender<Vec<u8>>;
 use tokio_util::sync::CancellationToken;
 
 /// Why the bridge could not be set up.
@@ -32,6 +35,12 @@ fn udp(addr: SocketAddr) -> SipAddr {
     SipAddr::new(Transport::Udp, addr.into())
 }
 
+fn tcp(addr: SocketAddr) -> SipAddr {
+    SipAddr::new(Transport::Tcp, addr.into())
+}
+
+type Channel = (ChannelConnection, UnboundedSender<TransportEvent>);
+
 /// The bridge: create with [`Bridge::start`], feed with [`Bridge::deliver`].
 #[derive(Clone)]
 pub struct Bridge {
@@ -41,7 +50,8 @@ pub struct Bridge {
 struct Inner {
     layer: TransportLayer,
     out: UnboundedSender<TransportEvent>,
-    peers: Mutex<HashMap<SocketAddr, (ChannelConnection, UnboundedSender<TransportEvent>)>>,
+    peers: Mutex<HashMap<SocketAddr, Channel>>,
+    streams: Arc<Mutex<HashMap<SocketAddr, (Channel, StreamWriter)>>>,
     cancel: CancellationToken,
 }
 
@@ -61,6 +71,8 @@ impl Bridge {
             .map_err(|e| BridgeError::Stack(e.to_string()))?;
         layer.add_transport(SipConnection::Channel(listener));
         let writer_cancel = cancel.clone();
+        let streams: Arc<Mutex<HashMap<SocketAddr, (Channel, StreamWriter)>>> = Arc::default();
+        let writer_streams = streams.clone();
         tokio::spawn(async move {
             let _keep = _keep;
             loop {
@@ -69,6 +81,17 @@ impl Bridge {
                     e = outgoing.recv() => match e { Some(e) => e, None => return },
                 };
                 let TransportEvent::Incoming(msg, conn, _) = event else { continue };
+                if conn.get_addr().r#type == Some(Transport::Tcp) {
+                    let peer = conn.get_addr().get_socketaddr().ok();
+                    let writer = peer.and_then(|p| lock(&writer_streams).get(&p).map(|(_, w)| w.clone()));
+                    match writer {
+                        Some(w) => {
+                            let _ = w.send(msg.to_string().into_bytes());
+                        }
+                        None => tracing::debug!(?peer, "SIP message for a closed TCP connection dropped"),
+                    }
+                    continue;
+                }
                 let Some(to) = destination(&msg, &conn, local) else {
                     tracing::warn!("SIP message from the stack with no destination dropped");
                     continue;
@@ -80,7 +103,7 @@ impl Bridge {
         });
         // A second handle on the same layer (it is an `Arc` inside, but not `Clone`).
         let handle = TransportLayer { outbound: layer.outbound.clone(), inner: layer.inner.clone() };
-        let inner = Inner { layer: handle, out, peers: Mutex::new(HashMap::new()), cancel };
+        let inner = Inner { layer: handle, out, peers: Mutex::new(HashMap::new()), streams, cancel };
         Ok((Self { inner: Arc::new(inner) }, layer))
     }
 
@@ -89,26 +112,51 @@ impl Bridge {
         self.channel(peer).await.map(|_| ())
     }
 
-    async fn channel(
-        &self,
-        peer: SocketAddr,
-    ) -> Result<(ChannelConnection, UnboundedSender<TransportEvent>), BridgeError> {
-        if let Some(c) = self.inner.peers.lock().unwrap_or_else(|e| e.into_inner()).get(&peer) {
+    async fn channel(&self, peer: SocketAddr) -> Result<Channel, BridgeError> {
+        if let Some(c) = lock(&self.inner.peers).get(&peer) {
             return Ok(c.clone());
         }
-        let (tx, rx) = unbounded_channel();
-        let conn = ChannelConnection::create_connection(
-            rx,
-            self.inner.out.clone(),
-            udp(peer),
-            Some(self.inner.cancel.clone()),
-        )
-        .await
-        .map_err(|e| BridgeError::Stack(e.to_string()))?;
-        self.inner.layer.add_connection(SipConnection::Channel(conn.clone()));
-        let entry = (conn, tx);
-        self.inner.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(peer, entry.clone());
+        let entry = self.new_channel(udp(peer)).await?;
+        lock(&self.inner.peers).insert(peer, entry.clone());
         Ok(entry)
+    }
+
+    async fn new_channel(&self, addr: SipAddr) -> Result<Channel, BridgeError> {
+        let (tx, rx) = unbounded_channel();
+        let conn =
+            ChannelConnection::create_connection(rx, self.inner.out.clone(), addr, Some(self.inner.cancel.clone()))
+                .await
+                .map_err(|e| BridgeError::Stack(e.to_string()))?;
+        self.inner.layer.add_connection(SipConnection::Channel(conn.clone()));
+        Ok((conn, tx))
+    }
+
+    /// Gives rsipstack a message received on the TCP connection from `from`, whose outgoing
+    /// bytes go to `writer`.
+    pub async fn deliver_stream(&self, msg: SipMessage, from: SocketAddr, writer: &StreamWriter) {
+        let existing = lock(&self.inner.streams).get(&from).map(|(c, _)| c.clone());
+        let channel = match existing {
+            Some(c) => c,
+            None => match self.new_channel(tcp(from)).await {
+                Ok(c) => {
+                    lock(&self.inner.streams).insert(from, (c.clone(), writer.clone()));
+                    c
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, %from, "SIP message not handed to the stack");
+                    return;
+                }
+            },
+        };
+        let (conn, tx) = channel;
+        let _ = tx.send(TransportEvent::Incoming(msg, SipConnection::Channel(conn), tcp(from)));
+    }
+
+    /// Forgets a TCP connection that closed.
+    pub fn stream_closed(&self, from: SocketAddr) {
+        if let Some(((conn, _), _)) = lock(&self.inner.streams).remove(&from) {
+            self.inner.layer.remove_connection(&SipConnection::Channel(conn));
+        }
     }
 
     /// Gives rsipstack a message that passed `classify`, received from `from`.
@@ -120,6 +168,10 @@ impl Bridge {
             Err(e) => tracing::warn!(error = %e, %from, "SIP message not handed to the stack"),
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Where a message rsipstack sent through `conn` goes.

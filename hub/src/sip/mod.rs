@@ -12,14 +12,25 @@
 //!  bridge.rs     what passed classify, to rsipstack's transactions (one channel per peer)
 //!  registration.rs  registered with the registrar (digest, refresh, 423, backoff, unregister)
 //!  status.rs     the state `hub sip status` reads (a JSON file the serving hub rewrites)
+//!  sdp.rs        offer → answer (codec choice in the caller's order, hold, 488)
+//!  media_port.rs the interface to whatever handles a call's audio (implemented above `sip`)
+//!  calls.rs      server transactions → admission, answer, dialog routing
+//!  call.rs       one call's life: ring, answer, re-INVITE, INFO, REFER/NOTIFY, timers, end
+//!  call_table.rs the live calls: limit, listing, hang up / transfer from outside
+//!  dtmf_info.rs  digits in SIP INFO bodies
+//!  control.rs    the local socket `hub sip calls|hangup|transfer` talk to
 //! ```
-//!
-//! Calls (dialogs on rsipstack) and the media hand-off come next; until then the agent
-//! answers INVITE with 405 (or 403 from a stranger).
 
 pub mod agent;
 pub mod bridge;
+pub mod call;
+pub mod call_table;
+pub mod calls;
+pub mod control;
+pub mod dtmf_info;
+pub mod media_port;
 pub mod message;
 pub mod registration;
+pub mod sdp;
 pub mod status;
 pub mod transport;

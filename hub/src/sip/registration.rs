@@ -75,6 +75,11 @@ pub fn registrar_addr(uri: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("sip.registrar {uri:?}: no address"))
 }
 
+/// The host (and port) of the registrar URI: where transfers and calls to extensions point.
+pub fn registrar_domain(uri: &str) -> Option<String> {
+    Uri::try_from(uri).ok().map(|u| u.host_with_port.to_string())
+}
+
 /// Runs the registration until `shutdown`, then unregisters.
 pub fn spawn(
     endpoint: EndpointInnerRef,

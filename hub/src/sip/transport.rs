@@ -78,8 +78,8 @@ pub async fn start(
     let (bridge, layer) = Bridge::start(udp.clone(), shutdown.clone()).await?;
     let b = bridge.clone();
     let task = tokio::spawn(async move {
-        let udp_task = tokio::spawn(serve_udp(udp, agent.clone(), b, shutdown.clone()));
-        serve_tcp(tcp, agent, shutdown).await;
+        let udp_task = tokio::spawn(serve_udp(udp, agent.clone(), b.clone(), shutdown.clone()));
+        serve_tcp(tcp, agent, b, shutdown).await;
         let _ = udp_task.await;
     });
     Ok(Started { listening, bridge, layer, task })
@@ -124,6 +124,10 @@ async fn serve_udp(socket: Arc<UdpSocket>, agent: Arc<Agent>, bridge: Bridge, sh
             continue;
         }
         let reply = agent.handle(inbound, peer.ip());
+        if let Some(request) = reply.forward {
+            bridge.deliver(rsipstack::sip::SipMessage::Request(*request), peer).await;
+            continue;
+        }
         if let Some(bytes) = reply.bytes
             && let Err(e) = socket.send_to(&bytes, peer).await
         {
@@ -132,7 +136,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, agent: Arc<Agent>, bridge: Bridge, sh
     }
 }
 
-async fn serve_tcp(listener: TcpListener, agent: Arc<Agent>, shutdown: CancellationToken) {
+async fn serve_tcp(listener: TcpListener, agent: Arc<Agent>, bridge: Bridge, shutdown: CancellationToken) {
     loop {
         let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -144,18 +148,46 @@ async fn serve_tcp(listener: TcpListener, agent: Arc<Agent>, shutdown: Cancellat
                 }
             },
         };
-        let (agent, shutdown) = (agent.clone(), shutdown.clone());
+        let (agent, shutdown, bridge) = (agent.clone(), shutdown.clone(), bridge.clone());
         tokio::spawn(async move {
             tokio::select! {
                 () = shutdown.cancelled() => {}
-                () = serve_connection(stream, peer, agent) => {}
+                () = serve_connection(stream, peer, agent, &bridge) => {}
             }
+            bridge.stream_closed(peer);
         });
     }
 }
 
-async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, agent: Arc<Agent>) {
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, agent: Arc<Agent>, bridge: &Bridge) {
     let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    // One writer per connection: answers from here and messages from the stack never interleave.
+    let (out, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let write_task = tokio::spawn(async move {
+        while let Some(bytes) = outgoing.recv().await {
+            if bytes.is_empty() {
+                let _ = writer.shutdown().await;
+                return;
+            }
+            if writer.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+    read_connection(&mut reader, peer, &agent, bridge, &out).await;
+    let _ = out.send(Vec::new());
+    drop(out);
+    let _ = write_task.await;
+}
+
+async fn read_connection(
+    stream: &mut tokio::net::tcp::OwnedReadHalf,
+    peer: SocketAddr,
+    agent: &Agent,
+    bridge: &Bridge,
+    out: &super::bridge::StreamWriter,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
     loop {
@@ -170,15 +202,22 @@ async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, agent: Arc<Ag
                 break;
             }
             let consumed = classified.consumed.clamp(1, buf.len());
+            if let Inbound::Response(response) = classified.inbound {
+                bridge.deliver_stream(rsipstack::sip::SipMessage::Response(*response), peer, out).await;
+                buf.drain(..consumed);
+                continue;
+            }
             let reply = agent.handle(classified.inbound, peer.ip());
+            if let Some(request) = reply.forward {
+                bridge.deliver_stream(rsipstack::sip::SipMessage::Request(*request), peer, out).await;
+            }
             if let Some(bytes) = reply.bytes
-                && stream.write_all(&bytes).await.is_err()
+                && out.send(bytes).is_err()
             {
                 return;
             }
             if reply.close {
                 tracing::debug!(%peer, "closing a SIP TCP connection whose framing is lost");
-                let _ = stream.shutdown().await;
                 return;
             }
             buf.drain(..consumed);

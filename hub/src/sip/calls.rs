@@ -1,0 +1,268 @@
+//! Calls to the user agent, on rsipstack's transactions and dialogs.
+//!
+//! [`CallService::serve`] takes every server transaction rsipstack creates:
+//! - a new INVITE is admitted ([`CallTable::admit`]: `486` beyond `max_calls`, `503` while
+//!   stopping), its SDP offer answered ([`super::sdp`]: `488` with no common codec, `400` when
+//!   unreadable), a media leg opened, and a call task started ([`super::call`]);
+//! - a request inside a dialog goes to that dialog (BYE, INFO, re-INVITE, UPDATE, NOTIFY, ACK,
+//!   CANCEL through the INVITE's transaction);
+//! - anything else gets `481 Call/Transaction Does Not Exist`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rsipstack::dialog::DialogId;
+use rsipstack::dialog::dialog::Dialog;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::sip::message::HeadersExt;
+use rsipstack::sip::{Header, Method, StatusCode};
+use rsipstack::transaction::TransactionReceiver;
+use rsipstack::transaction::transaction::Transaction;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::call::{self, CallSetup};
+use super::call_table::{AdmitError, CallState, CallTable, CallView};
+use super::media_port::{CallInfo, LegStats, MediaApp};
+use super::sdp::{self, LocalSession, SdpError};
+use crate::model::Timestamp;
+
+/// How calls are answered.
+#[derive(Clone, Debug)]
+pub struct CallSettings {
+    /// Ring (send `180`) this long before answering; zero answers at once.
+    pub ring: Duration,
+    /// Hang up after this long without RTP from the caller (not while held); zero: never.
+    pub rtp_timeout: Duration,
+    /// The user part of the hub's Contact.
+    pub contact_user: String,
+    /// Where transfers point (`Refer-To: sip:EXT@domain`); the caller's host when absent.
+    pub transfer_domain: Option<String>,
+    /// The address the transports listen on (for Contact and SDP when it is a wildcard).
+    pub listen: SocketAddr,
+}
+
+/// The calls side of the user agent.
+pub struct CallService {
+    layer: Arc<DialogLayer>,
+    table: Arc<CallTable>,
+    app: Arc<dyn MediaApp>,
+    settings: CallSettings,
+}
+
+impl CallService {
+    /// A service answering with `app`, its calls in `table`.
+    pub fn new(layer: Arc<DialogLayer>, table: Arc<CallTable>, app: Arc<dyn MediaApp>, settings: CallSettings) -> Self {
+        Self { layer, table, app, settings }
+    }
+
+    /// The live calls.
+    pub fn table(&self) -> &Arc<CallTable> {
+        &self.table
+    }
+
+    /// Serves server transactions until `shutdown`, then hangs up every call (within 2 s).
+    pub async fn serve(self: Arc<Self>, mut incoming: TransactionReceiver, shutdown: CancellationToken) {
+        loop {
+            let tx = tokio::select! {
+                () = shutdown.cancelled() => break,
+                tx = incoming.recv() => match tx { Some(tx) => tx, None => break },
+            };
+            self.clone().dispatch(tx);
+        }
+        self.table.close(Duration::from_secs(2)).await;
+    }
+
+    fn dispatch(self: Arc<Self>, mut tx: Transaction) {
+        let has_to_tag = tx.original.to_header().ok().and_then(|t| t.tag().ok().flatten()).is_some();
+        if tx.original.method == Method::Invite && !has_to_tag {
+            tokio::spawn(async move { self.new_call(tx).await });
+            return;
+        }
+        match self.layer.match_dialog(&tx) {
+            Some(Dialog::Invite(mut dialog)) => {
+                tokio::spawn(async move {
+                    if let Err(e) = dialog.handle(&mut tx).await {
+                        tracing::debug!(error = %e, "in-dialog request failed");
+                    }
+                });
+            }
+            _ if tx.original.method == Method::Ack => {} // a stray ACK is absorbed
+            _ => {
+                tokio::spawn(async move {
+                    let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
+                });
+            }
+        }
+    }
+
+    async fn new_call(self: Arc<Self>, mut tx: Transaction) {
+        let request = &tx.original;
+        let peer = tx
+            .connection
+            .as_ref()
+            .and_then(|c| c.get_addr().get_socketaddr().ok())
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let call_id = request.call_id_header().map(|c| c.value().to_owned()).unwrap_or_default();
+        let from = request.from_header().map(|f| f.value().to_owned()).unwrap_or_default();
+        let to = request.uri.user().unwrap_or_default().to_owned();
+        let span = tracing::info_span!("sip_call", %call_id, %peer, to = %to);
+        let _enter = span.enter();
+        let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
+        let view = CallView {
+            id: 0,
+            call_id: call_id.clone(),
+            from: from.clone(),
+            to: to.clone(),
+            peer,
+            state: CallState::Ringing,
+            started_at: Timestamp::now(),
+            answered_at: None,
+            codec: None,
+            local_rtp: None,
+            remote_rtp: None,
+            media: LegStats::default(),
+            transfer: None,
+        };
+        let slot = match self.table.admit(view, commands) {
+            Ok(slot) => slot,
+            Err(e) => {
+                let status = match e {
+                    AdmitError::Full(_) => StatusCode::BusyHere,
+                    AdmitError::Closing => StatusCode::ServiceUnavailable,
+                };
+                tracing::info!(error = %e, "call refused");
+                let headers = match e {
+                    AdmitError::Closing => vec![Header::Other("Retry-After".into(), "30".into())],
+                    AdmitError::Full(_) => vec![],
+                };
+                drop(_enter);
+                let _ = tx.reply_with(status, headers, None).await;
+                return;
+            }
+        };
+        let refuse = |status: StatusCode, warning: Option<String>| {
+            let headers: Vec<Header> = warning
+                .map(|w| vec![Header::Other("Warning".into(), format!("399 hub \"{}\"", w.replace('"', "'")))])
+                .unwrap_or_default();
+            (status, headers)
+        };
+        let timer = match call::session_timer(&tx.original) {
+            Ok(t) => t,
+            Err(min_se) => {
+                self.table.remove(slot.id);
+                drop(_enter);
+                let _ = tx
+                    .reply_with(
+                        StatusCode::SessionIntervalTooSmall,
+                        vec![Header::Other("Min-SE".into(), min_se.to_string())],
+                        None,
+                    )
+                    .await;
+                return;
+            }
+        };
+        let info = CallInfo { id: slot.id.to_string(), call_id, from, to, peer };
+        let (leg_events, leg_rx) = tokio::sync::mpsc::unbounded_channel();
+        let answer = if tx.original.body.is_empty() {
+            Err(refuse(StatusCode::NotAcceptableHere, Some("an offer in the INVITE is required".into())))
+        } else {
+            match self.app.open(&info, leg_events) {
+                Err(e) => {
+                    tracing::warn!(error = %e, "no media for the call");
+                    Err(refuse(StatusCode::ServiceUnavailable, Some(e.to_string())))
+                }
+                Ok(leg) => {
+                    let rtp = announced(leg.local_rtp(), &tx.original.uri, peer);
+                    let local = LocalSession { id: u64::from(rand::random::<u32>()), version: 1, rtp };
+                    slot.set_leg(leg);
+                    match sdp::answer(&tx.original.body, self.app.codecs(), &local) {
+                        Ok(a) => Ok((a, local)),
+                        Err(e @ SdpError::Malformed(_)) => Err(refuse(StatusCode::BadRequest, Some(e.to_string()))),
+                        Err(e @ SdpError::NoCommonCodec(_)) => {
+                            Err(refuse(StatusCode::NotAcceptableHere, Some(e.to_string())))
+                        }
+                    }
+                }
+            }
+        };
+        let (answer, local) = match answer {
+            Ok(a) => a,
+            Err((status, headers)) => {
+                tracing::info!(status = u16::from(status.clone()), "call refused");
+                self.table.remove(slot.id);
+                drop(_enter);
+                let _ = tx.reply_with(status, headers, None).await;
+                return;
+            }
+        };
+        let contact_host = announced(self.settings.listen, &tx.original.uri, peer);
+        let contact = format!("sip:{}@{}", self.settings.contact_user, contact_host);
+        let contact = match rsipstack::sip::Uri::try_from(contact.as_str()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the Contact");
+                self.table.remove(slot.id);
+                drop(_enter);
+                let _ = tx.reply(StatusCode::ServerInternalError).await;
+                return;
+            }
+        };
+        let (state_tx, state_rx) = self.layer.new_dialog_state_channel();
+        let dialog = match self.layer.get_or_create_server_invite(&tx, state_tx, None, Some(contact)) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "no dialog for the INVITE");
+                self.table.remove(slot.id);
+                drop(_enter);
+                let _ = tx.reply(StatusCode::ServerInternalError).await;
+                return;
+            }
+        };
+        let id: DialogId = dialog.id();
+        let mut handler = dialog.clone();
+        drop(_enter);
+        tokio::spawn(async move {
+            if let Err(e) = handler.handle(&mut tx).await {
+                tracing::debug!(error = %e, "INVITE transaction ended with an error");
+            }
+        });
+        let setup = CallSetup {
+            slot,
+            dialog,
+            dialog_id: id,
+            states: state_rx,
+            leg_events: leg_rx,
+            commands: command_rx,
+            answer,
+            local,
+            timer,
+            settings: self.settings.clone(),
+            app_codecs: self.app.codecs().to_vec(),
+            peer,
+        };
+        let layer = self.layer.clone();
+        let table = self.table.clone();
+        tokio::spawn(call::run(setup, layer, table).instrument(span));
+    }
+}
+
+/// The address to announce for a local socket: itself, or when it is a wildcard, the address
+/// the caller used to reach the hub (the Request-URI host), or the one facing the caller.
+pub fn announced(local: SocketAddr, uri: &rsipstack::sip::Uri, peer: SocketAddr) -> SocketAddr {
+    if !local.ip().is_unspecified() {
+        return local;
+    }
+    let from_uri = uri.host().to_string().trim_matches(['[', ']']).parse::<IpAddr>().ok();
+    let ip = from_uri.filter(|ip| !ip.is_unspecified()).or_else(|| facing(peer)).unwrap_or(local.ip());
+    SocketAddr::new(ip, local.port())
+}
+
+/// The local address the kernel would use to reach `peer` (no packet is sent).
+fn facing(peer: SocketAddr) -> Option<IpAddr> {
+    let bind: SocketAddr = if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let s = std::net::UdpSocket::bind(bind).ok()?;
+    s.connect(peer).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}

@@ -1,0 +1,110 @@
+//! Calls to the hub's SIP user agent, end to end with real SIPp (and baresip): answer, RTP
+//! echo, CANCEL, lost ACK, hold, INFO digits, limits, hang-up and transfer from the CLI.
+//! The hub answers with its RTP echo app (`media::echo`).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::common::sipp::Sipp;
+use crate::common::{Hub, event_field, run, text};
+use crate::sip_ua::{hub_with_ua, passed};
+
+/// `hub sip calls --json` in `dir`.
+fn calls(dir: &Path) -> Vec<serde_json::Value> {
+    let out = run(dir, &["sip", "calls", "--json"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "hub sip calls failed: {stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// An RTP packet: version 2, no CSRC or extension.
+fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt | if marker { 0x80 } else { 0 }];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+struct Rtp {
+    pt: u8,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    marker: bool,
+    payload: Vec<u8>,
+}
+
+fn parse_rtp(b: &[u8]) -> Rtp {
+    assert!(b.len() >= 12 && b[0] >> 6 == 2, "not RTP: {b:?}");
+    Rtp {
+        pt: b[1] & 0x7f,
+        marker: b[1] & 0x80 != 0,
+        seq: u16::from_be_bytes([b[2], b[3]]),
+        ts: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        ssrc: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
+        payload: b[12..].to_vec(),
+    }
+}
+
+fn hub_log(hub: &Hub) -> String {
+    hub.log().join("\n")
+}
+
+#[test]
+fn a_call_is_answered_and_echoes_rtp_as_its_own_stream_then_ends_on_rtp_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, addr) = hub_with_ua(dir.path(), &[("HUB_SIP__RTP_TIMEOUT", "2s")]);
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    media.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let port = media.local_addr().unwrap().port().to_string();
+    let sipp = Sipp::spawn("uac_echo_test_media.xml", Some(addr), &["-s", "800", "-key", "rtp_port", &port]);
+    let up = hub.wait_for("call up");
+    let hub_rtp: SocketAddr = event_field(&up, "call up", "local_rtp").unwrap().parse().unwrap();
+    assert_eq!(event_field(&up, "call up", "codec").as_deref(), Some("PCMA"), "the caller's first choice");
+    let mut echoed = Vec::new();
+    for i in 0..50u16 {
+        let payload: Vec<u8> = (0..160).map(|j| (i as u8).wrapping_mul(7).wrapping_add(j as u8)).collect();
+        media.send_to(&rtp(8, 1000 + i, 8000 + u32::from(i) * 160, 0xdead_beef, i == 0, &payload), hub_rtp).unwrap();
+        let mut buf = [0u8; 1500];
+        let (n, from) =
+            media.recv_from(&mut buf).unwrap_or_else(|e| panic!("packet {i} not echoed: {e}\n{}", hub_log(&hub)));
+        assert_eq!(from, hub_rtp, "the echo comes from the answered address");
+        let back = parse_rtp(&buf[..n]);
+        assert_eq!((back.pt, back.payload.as_slice(), back.marker), (8, payload.as_slice(), i == 0));
+        echoed.push(back);
+    }
+    let first = &echoed[0];
+    assert_ne!(first.ssrc, 0xdead_beef, "the echo is the hub's own stream");
+    for (i, p) in echoed.iter().enumerate() {
+        let i16 = u16::try_from(i).unwrap();
+        assert_eq!(p.ssrc, first.ssrc);
+        assert_eq!(p.seq, first.seq.wrapping_add(i16), "its own, gapless sequence");
+        assert_eq!(p.ts.wrapping_sub(first.ts), u32::from(i16) * 160, "its own timestamps, the caller's spacing");
+    }
+    // An RFC 4733 digit (end packet sent three times) is counted once and not echoed.
+    for _ in 0..3 {
+        media.send_to(&rtp(101, 2000, 20000, 0xdead_beef, false, &[7, 0x8a, 0x03, 0x20]), hub_rtp).unwrap();
+    }
+    media.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    assert!(media.recv_from(&mut [0u8; 1500]).is_err(), "telephone-events are not echoed");
+    let listed = calls(dir.path());
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let call = &listed[0];
+    assert_eq!(call["state"], "up");
+    assert_eq!(call["codec"], "PCMA");
+    assert_eq!(call["to"], "800");
+    assert_eq!(call["media"]["packets_in"], 53);
+    assert_eq!(call["media"]["packets_out"], 50);
+    assert_eq!(call["media"]["digits"], "7");
+    assert_eq!(call["remote_rtp"], format!("127.0.0.1:{port}"));
+    let table = text(&run(dir.path(), &["sip", "calls"], &[])).0;
+    assert!(table.contains("PCMA") && table.contains("53/50") && table.contains("1 live call"), "{table}");
+    // Silence: the hub hangs up after rtp_timeout with a BYE, which SIPp waits for.
+    passed(&sipp.wait(), &hub);
+    let ended = hub.wait_for("call ended");
+    assert!(event_field(&ended, "call ended", "ended").unwrap().contains("no RTP"), "{ended}");
+    assert!(calls(dir.path()).is_empty(), "the call left the table");
+}
