@@ -108,3 +108,115 @@ fn a_call_is_answered_and_echoes_rtp_as_its_own_stream_then_ends_on_rtp_silence(
     assert!(event_field(&ended, "call ended", "ended").unwrap().contains("no RTP"), "{ended}");
     assert!(calls(dir.path()).is_empty(), "the call left the table");
 }
+
+#[test]
+fn pcap_audio_played_by_sipp_comes_back_over_udp_and_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, addr) = hub_with_ua(dir.path(), &[]);
+    for transport in ["u1", "t1"] {
+        passed(&Sipp::run("uac_basic_echo.xml", addr, &["-s", "800", "-t", transport]), &hub);
+        let ended = hub.wait_for_event("call ended", "ended", "BYE from the caller");
+        let count = |f: &str| event_field(&ended, "call ended", f).unwrap().parse::<u64>().unwrap();
+        // pcma_1s.pcap holds 50 packets of 20 ms; each that arrives before the BYE goes back.
+        let (got, sent) = (count("packets_in"), count("packets_out"));
+        assert!(got >= 25 && sent == got, "{transport}: {ended}");
+        let _ = hub.wait_for("call ended"); // consumed; the next call logs its own
+    }
+    assert!(calls(dir.path()).is_empty());
+}
+
+#[test]
+fn cancel_before_answer_gets_487_and_the_call_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, addr) = hub_with_ua(dir.path(), &[("HUB_SIP__RING", "10s")]);
+    passed(&Sipp::run("uac_cancel.xml", addr, &["-s", "800"]), &hub);
+    let ended = hub.wait_for("call ended");
+    assert!(ended.contains("CANCEL from the caller"), "{ended}");
+    assert!(calls(dir.path()).is_empty());
+}
+
+#[test]
+fn a_200_never_acknowledged_is_retransmitted_then_the_call_ends_with_bye() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, addr) = hub_with_ua(dir.path(), &[]);
+    let outcome = Sipp::run("uac_lost_ack.xml", addr, &["-s", "800", "-timeout", "60s"]);
+    passed(&outcome, &hub);
+    // SIPp logs every 200 it received: the first and the UA's retransmissions (T1 doubling
+    // to T2 within 64·T1 gives about ten).
+    let received_200 = outcome.messages.matches("SIP/2.0 200 OK").count();
+    assert!(received_200 >= 5, "the 200 was retransmitted ({received_200} seen)\n{}", outcome.report());
+    let ended = hub.wait_for("call ended");
+    assert!(ended.contains("no ACK"), "{ended}");
+    assert!(calls(dir.path()).is_empty());
+}
+
+#[test]
+fn hold_and_resume_by_reinvite_are_answered_and_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, addr) = hub_with_ua(dir.path(), &[]);
+    passed(&Sipp::run("uac_hold_unhold.xml", addr, &["-s", "800"]), &hub);
+    hub.wait_for_event("session changed", "direction", "RecvOnly");
+    hub.wait_for_event("session changed", "direction", "SendRecv");
+}
+
+#[test]
+fn dtmf_by_sip_info_is_accepted_and_reaches_the_media_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, addr) = hub_with_ua(dir.path(), &[]);
+    passed(&Sipp::run("uac_info_dtmf.xml", addr, &["-s", "800"]), &hub);
+    let ended = hub.wait_for("call ended");
+    assert_eq!(event_field(&ended, "call ended", "digits").as_deref(), Some("5#"), "{ended}");
+}
+
+#[test]
+fn no_common_codec_gets_488() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, addr) = hub_with_ua(dir.path(), &[]);
+    passed(&Sipp::run("uac_expect_488.xml", addr, &["-s", "800"]), &hub);
+    assert!(calls(dir.path()).is_empty());
+}
+
+#[test]
+fn beyond_the_call_limit_486_and_an_operator_hangs_up_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, addr) = hub_with_ua(dir.path(), &[("HUB_SIP__MAX_CALLS", "1")]);
+    let first = Sipp::spawn("uac_until_hangup.xml", Some(addr), &["-s", "800"]);
+    let up = hub.wait_for("call up");
+    let id = event_field(&up, "call up", "call").unwrap();
+    let busy = Sipp::run("uac_expect_486_or_503.xml", addr, &["-s", "800"]);
+    passed(&busy, &hub);
+    assert!(busy.messages.contains("SIP/2.0 486 Busy Here"), "{}", busy.report());
+    let out = run(dir.path(), &["sip", "hangup", &id], &[]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    passed(&first.wait(), &hub);
+    let ended = hub.wait_for("call ended");
+    assert!(ended.contains("hung up by an operator"), "{ended}");
+    // A call that is not there: a clear error, exit 1.
+    let out = run(dir.path(), &["sip", "hangup", &id], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains(&format!("no call {id}")), "{:?}", text(&out));
+    assert!(calls(dir.path()).is_empty());
+}
+
+#[test]
+fn an_operator_transfers_a_call_by_refer_and_the_hub_leaves_after_notify_200() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, addr) = hub_with_ua(dir.path(), &[]);
+    let caller = Sipp::spawn("uac_transfer.xml", Some(addr), &["-s", "800"]);
+    let up = hub.wait_for("call up");
+    let id = event_field(&up, "call up", "call").unwrap();
+    let out = run(dir.path(), &["sip", "transfer", &id, "201"], &[]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    passed(&caller.wait(), &hub);
+    hub.wait_for_event("transfer progress (NOTIFY)", "code", "200");
+    let ended = hub.wait_for("call ended");
+    assert!(ended.contains("transferred"), "{ended}");
+}
+
+#[test]
+fn cli_without_a_serving_hub_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["sip", "calls"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("no serving hub answers"), "{:?}", text(&out));
+}

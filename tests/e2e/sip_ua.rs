@@ -83,13 +83,40 @@ fn every_rfc4475_message_over_udp_gets_the_answer_it_deserves_and_the_ua_stays_u
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let agent = Agent::new(vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()]);
     let mut answered = 0;
+    let mut calls = 0;
     for (name, bytes) in fixtures() {
         // What the message layer and the agent decide, tested on their own in the library;
         // here: the running UA sends exactly that over the wire, and nothing when nothing is due.
-        let expected = agent
-            .handle(classify(&bytes, TransportKind::Udp).inbound, "127.0.0.1".parse().unwrap())
-            .bytes
-            .map(|b| String::from_utf8_lossy(&b).lines().next().unwrap_or("").to_string());
+        let reply = agent.handle(classify(&bytes, TransportKind::Udp).inbound, "127.0.0.1".parse().unwrap());
+        if let Some(request) = reply.forward {
+            // A request for the call layer: a valid INVITE is a call (answered, then ended by
+            // us), anything else outside a dialog gets 481, an ACK nothing.
+            let got = match request.method.to_string().as_str() {
+                "INVITE" => {
+                    let answer = invite_final(&socket, addr, &bytes, &name, &hub);
+                    if answer.starts_with("SIP/2.0 200") {
+                        calls += 1;
+                        hang_up(&socket, addr, &answer, &name);
+                    }
+                    Some(answer.lines().next().unwrap_or("").to_string())
+                }
+                "ACK" => udp_exchange(&socket, addr, &bytes, Duration::from_millis(300)),
+                _ => {
+                    let got = udp_exchange(&socket, addr, &bytes, Duration::from_secs(5));
+                    assert_eq!(got.as_deref(), Some("SIP/2.0 481 Call/Transaction Does Not Exist"), "{name}");
+                    got
+                }
+            };
+            let status = got.as_deref().map(|l| &l[8..11]);
+            assert!(
+                matches!(status, None | Some("200" | "400" | "481" | "488")),
+                "{name}: {got:?}\n--- hub log ---\n{}",
+                hub.log().join("\n")
+            );
+            answered += usize::from(got.is_some());
+            continue;
+        }
+        let expected = reply.bytes.map(|b| String::from_utf8_lossy(&b).lines().next().unwrap_or("").to_string());
         let wait = if expected.is_some() { Duration::from_secs(5) } else { Duration::from_millis(300) };
         let got = udp_exchange(&socket, addr, &bytes, wait);
         assert_eq!(got, expected, "{name}\n--- hub log ---\n{}", hub.log().join("\n"));
@@ -111,6 +138,51 @@ fn every_rfc4475_message_over_udp_gets_the_answer_it_deserves_and_the_ua_stays_u
     expect("scalarlg.dat", None);
     expect("unreason.dat", None);
     assert!(answered > 30, "most torture messages are requests that get an answer ({answered})");
+    assert!(calls >= 3, "the valid INVITEs among them became calls ({calls})");
+    // Never a stuck transaction or dialog: every call is gone.
+    let out = crate::common::run(dir.path(), &["sip", "calls", "--json"], &[]);
+    assert_eq!(crate::common::text(&out).0.trim(), "[]", "{}", hub.log().join("\n"));
+}
+
+/// Sends an INVITE and returns the whole final response (1xx skipped).
+fn invite_final(socket: &UdpSocket, to: SocketAddr, bytes: &[u8], name: &str, hub: &Hub) -> String {
+    socket.send_to(bytes, to).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = vec![0u8; 70_000];
+    loop {
+        let (n, _) = socket
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("{name}: no final answer to the INVITE ({e})\n{}", hub.log().join("\n")));
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !text.starts_with("SIP/2.0 1") {
+            return text;
+        }
+    }
+}
+
+/// ACKs a 200 and ends the call with BYE, built from the 200's own headers.
+fn hang_up(socket: &UdpSocket, to: SocketAddr, ok: &str, name: &str) {
+    let header = |names: &[&str]| {
+        ok.lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                names.iter().any(|x| n.trim().eq_ignore_ascii_case(x)).then(|| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("{name}: no {names:?} in {ok}"))
+    };
+    let (from, to_h, call_id, cseq) =
+        (header(&["From", "f"]), header(&["To", "t"]), header(&["Call-ID", "i"]), header(&["CSeq"]));
+    let n: u32 = cseq.split_whitespace().next().unwrap().parse().unwrap();
+    let local = socket.local_addr().unwrap();
+    let request = |method: &str, seq: u32, branch: &str| {
+        format!(
+            "{method} sip:hub@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\n\
+             From: {from}\r\nTo: {to_h}\r\nCall-ID: {call_id}\r\nCSeq: {seq} {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    socket.send_to(request("ACK", n, &format!("ack{n}")).as_bytes(), to).unwrap();
+    let bye = udp_exchange(socket, to, request("BYE", n + 1, &format!("bye{n}")).as_bytes(), Duration::from_secs(5));
+    assert_eq!(bye.as_deref(), Some("SIP/2.0 200 OK"), "{name}: BYE");
 }
 
 #[test]

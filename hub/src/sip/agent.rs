@@ -106,8 +106,61 @@ impl Agent {
 }
 
 impl Reply {
-    fn forward(request: Box<rsipstack::sip::Request>) -> Self {
+    fn forward(mut request: Box<rsipstack::sip::Request>) -> Self {
+        rfc2543_compat(&mut request);
         Self { forward: Some(request), ..Self::default() }
+    }
+}
+
+/// Gives a request from an RFC 2543 peer what RFC 3261 transactions and dialogs key on:
+/// a Via branch and a From tag (RFC 4475 §3.4.1 `inv2543`: "accept it for backward
+/// compatibility"). Both are derived from the request itself, so a retransmission, its ACK
+/// and its CANCEL get the same ones (RFC 3261 §17.2.3 matches them by what we hash here).
+/// An INVITE without Contact (optional in RFC 2543) gets its From URI as the remote target,
+/// where RFC 2543 sends later requests.
+fn rfc2543_compat(request: &mut rsipstack::sip::Request) {
+    use rsipstack::sip::Header;
+    use std::hash::{Hash, Hasher};
+    let value = |names: &[&str]| {
+        request
+            .headers
+            .iter()
+            .find(|h| names.iter().any(|n| h.name().eq_ignore_ascii_case(n)))
+            .map(|h| h.value().to_owned())
+            .unwrap_or_default()
+    };
+    let (call_id, cseq, from) = (value(&["Call-ID", "i"]), value(&["CSeq"]), value(&["From", "f"]));
+    let seq = cseq.split_whitespace().next().unwrap_or("").to_owned();
+    let digest = |parts: &[&str]| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        parts.hash(&mut h);
+        format!("{:016x}", h.finish())
+    };
+    let mut top_via = true;
+    for header in request.headers.iter_mut() {
+        match header {
+            Header::Via(via) if top_via => {
+                top_via = false;
+                let text = via.value().to_owned();
+                if !text.to_ascii_lowercase().contains("branch=z9hg4bk") {
+                    let sent_by = text.split(';').next().unwrap_or("").trim().to_owned();
+                    *header = Header::Via(
+                        format!("{text};branch=z9hG4bK2543{}", digest(&[&call_id, &seq, &sent_by, &from])).into(),
+                    );
+                }
+            }
+            Header::From(f) if !has_tag(f.value()) => {
+                let text = f.value().to_owned();
+                *header = Header::From(format!("{text};tag=2543{}", digest(&[&call_id, &text])).into());
+            }
+            _ => {}
+        }
+    }
+    let has_contact = request.headers.iter().any(|h| h.name().eq_ignore_ascii_case("Contact") || h.name() == "m");
+    if request.method == Method::Invite && !has_contact {
+        let uri = from.split_once('<').and_then(|(_, r)| r.split_once('>')).map(|(u, _)| u.to_owned());
+        let uri = uri.unwrap_or_else(|| from.split(';').next().unwrap_or("").trim().to_owned());
+        request.headers.push(Header::Contact(format!("<{uri}>").into()));
     }
 }
 
@@ -200,6 +253,26 @@ mod tests {
             assert!(a.starts_with("SIP/2.0 405 ") && a.contains("Allow: INVITE, ACK,"), "{method}: {a}");
         }
         assert!(has_tag("\"A;tag=x\" <sip:a@b>;tag=1") && !has_tag("\"A;tag=x\" <sip:a@b>"));
+    }
+
+    #[test]
+    fn an_rfc2543_request_gets_a_stable_branch_and_from_tag() {
+        let old = "INVITE sip:UserB@example.com SIP/2.0\r\nVia: SIP/2.0/UDP iftgw.example.com\r\n\
+                   From: <sip:+13035551111@ift.client.example.net;user=phone>\r\nTo: sip:b@example.net\r\n\
+                   Call-ID: inv2543.1717@x\r\nCSeq: 56 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let forwarded = |text: &str| {
+            let r = reply(text.as_bytes(), LOCAL).forward.expect("forwarded");
+            let get = |n: &str| r.headers.iter().find(|h| h.name() == n).unwrap().value().to_owned();
+            (get("Via"), get("From"))
+        };
+        let (via, from) = forwarded(old);
+        assert!(via.starts_with("SIP/2.0/UDP iftgw.example.com;branch=z9hG4bK2543"), "{via}");
+        assert!(from.starts_with("<sip:+13035551111@ift.client.example.net;user=phone>;tag=2543"), "{from}");
+        assert_eq!(forwarded(old), (via.clone(), from.clone()), "a retransmission matches");
+        let ack = old.replace("INVITE sip", "ACK sip").replace("56 INVITE", "56 ACK");
+        assert_eq!(forwarded(&ack).0, via, "its ACK belongs to the same transaction");
+        let modern = old.replace("iftgw.example.com\r\n", "iftgw.example.com;branch=z9hG4bK77\r\n");
+        assert_eq!(forwarded(&modern).0, "SIP/2.0/UDP iftgw.example.com;branch=z9hG4bK77");
     }
 
     #[test]
