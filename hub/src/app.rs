@@ -114,6 +114,9 @@ pub fn main() -> ExitCode {
         Command::Sip(cli::SipCommand::Hangup { id }) => {
             runtime.block_on(cli::sip_control(&loaded.config.store.data_dir, sip::control::Request::Hangup { id }))
         }
+        Command::Sip(cli::SipCommand::Dial { extension }) => {
+            runtime.block_on(cli::sip_dial(&loaded.config.store.data_dir, &extension))
+        }
         Command::Sip(cli::SipCommand::Transfer { id, extension }) => runtime.block_on(cli::sip_control(
             &loaded.config.store.data_dir,
             sip::control::Request::Transfer { id, to: extension },
@@ -282,11 +285,21 @@ async fn start_sip(
         contact_user: config.sip.username.clone(),
         transfer_domain: config.sip.registrar.as_deref().and_then(sip::registration::registrar_domain),
         listen: listening.udp,
+        outbound: match &config.sip.registrar {
+            Some(r) => Some(sip::calls::Outbound {
+                domain: sip::registration::registrar_domain(r).unwrap_or_default(),
+                addr: sip::registration::registrar_addr(r)
+                    .map_err(|e| sip::transport::TransportError::Bridge(sip::bridge::BridgeError::Stack(e)))?,
+                username: config.sip.username.clone(),
+                password: config.sip.password.clone(),
+            }),
+            None => None,
+        },
     };
     let layer = Arc::new(rsipstack::dialog::dialog_layer::DialogLayer::new(endpoint.inner.clone()));
     let service = Arc::new(sip::calls::CallService::new(layer, table.clone(), app, settings));
-    let calls = tokio::spawn(service.serve(incoming, shutdown.clone()));
-    let control = match sip::control::serve(&config.store.data_dir, table, shutdown.clone()) {
+    let calls = tokio::spawn(service.clone().serve(incoming, shutdown.clone()));
+    let control = match sip::control::serve(&config.store.data_dir, service.clone(), shutdown.clone()) {
         Ok(task) => Some(task),
         Err(e) => {
             tracing::warn!(error = %e, "no control socket: `hub sip calls` will not see this hub");

@@ -220,3 +220,59 @@ fn cli_without_a_serving_hub_says_so() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains("no serving hub answers"), "{:?}", text(&out));
 }
+
+#[test]
+fn baresip_calls_the_hub_hears_its_echo_and_is_hung_up_by_an_operator() {
+    use crate::common::baresip::Baresip;
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, addr) = hub_with_ua(dir.path(), &[]);
+    let phone = Baresip::start_with("<sip:tester@127.0.0.1>;regint=0", &[&format!("/dial sip:800@{addr}")]);
+    let up = hub.wait_for("call up");
+    let id = event_field(&up, "call up", "call").unwrap();
+    phone.wait_for_log("Call established");
+    // baresip's sine source sends 50 packets a second; wait until the echo has sent some back.
+    let deadline = std::time::Instant::now() + crate::common::WAIT;
+    loop {
+        let listed = calls(dir.path());
+        let out = listed.first().and_then(|c| c["media"]["packets_out"].as_u64()).unwrap_or(0);
+        if out >= 25 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no echo to baresip: {listed:?}\n{}", phone.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = run(dir.path(), &["sip", "hangup", &id], &[]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let ended = hub.wait_for("call ended");
+    assert!(ended.contains("hung up by an operator"), "{ended}");
+    phone.wait_for_log("terminated");
+    assert!(calls(dir.path()).is_empty());
+}
+
+#[test]
+fn the_hub_calls_an_extension_through_its_registrar_with_digest_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let registrar =
+        Sipp::spawn("uas_registrar_auth_call.xml", None, &["-m", "2", "-key", "key_password", "t0p-secret"]);
+    let uri = format!("sip:{}", registrar.addr());
+    let (hub, _) = hub_with_ua(
+        dir.path(),
+        &[("HUB_SIP__REGISTRAR", &uri), ("HUB_SIP__USERNAME", "hub"), ("HUB_SIP__PASSWORD", "t0p-secret")],
+    );
+    let out = run(dir.path(), &["sip", "dial", "201"], &[]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let up = hub.wait_for("call up");
+    assert_eq!(event_field(&up, "call up", "codec").as_deref(), Some("PCMA"), "what the far end answered");
+    let id = event_field(&up, "call up", "call").unwrap();
+    let listed = calls(dir.path());
+    assert_eq!((listed[0]["to"].as_str(), listed[0]["state"].as_str()), (Some("201"), Some("up")), "{listed:?}");
+    assert!(run(dir.path(), &["sip", "hangup", &id], &[]).status.success());
+    passed(&registrar.wait(), &hub);
+    assert!(calls(dir.path()).is_empty());
+    // Without a registrar there is nowhere to call: a clear error.
+    let dir = tempfile::tempdir().unwrap();
+    let (_hub, _) = hub_with_ua(dir.path(), &[]);
+    let out = run(dir.path(), &["sip", "dial", "201"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("no registrar is configured"), "{:?}", text(&out));
+}

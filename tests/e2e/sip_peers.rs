@@ -118,7 +118,11 @@ fn sip_peers_every_scenario_loads() {
         .iter()
         .map(|n| {
             let target = n.starts_with("uac_").then_some(target);
-            (n.clone(), Sipp::spawn(n, target, &["-timeout", "1s"]))
+            // The keys some scenarios take (`-key`); SIPp ignores those a scenario does not use.
+            let keys = ["-key", "rtp_port", "9", "-key", "key_password", "x"];
+            let mut args = vec!["-timeout", "1s"];
+            args.extend(keys);
+            (n.clone(), Sipp::spawn(n, target, &args))
         })
         .collect();
     for (name, sipp) in running {

@@ -18,7 +18,7 @@ use crate::config::{FlagOverride, Sources};
 
 pub use config_cmd::{check as config_check, show as config_show};
 pub use pbx::{apply_after_user_change, run as pbx};
-pub use sip::{calls as sip_calls, control as sip_control, status as sip_status};
+pub use sip::{calls as sip_calls, control as sip_control, dial as sip_dial, status as sip_status};
 pub use users::run as users;
 
 /// Exit codes, stable for scripts.
@@ -197,6 +197,11 @@ pub enum SipCommand {
     Hangup {
         /// The call's id.
         id: u64,
+    },
+    /// Call an extension through the registrar; the phone that answers hears itself (echo test)
+    Dial {
+        /// The extension to call.
+        extension: String,
     },
     /// Blind-transfer a live call to an extension (REFER)
     Transfer {

@@ -149,7 +149,7 @@ pub async fn control(data_dir: &Path, request: control::Request) -> Exit {
                 control::Request::Transfer { id, to } => {
                     println!("Call {id}: transfer to {to} requested (see `hub sip calls` for its progress).")
                 }
-                control::Request::Calls => {}
+                control::Request::Calls | control::Request::Dial { .. } => {}
             }
             Exit::Ok
         }
@@ -162,5 +162,17 @@ fn control_failed(e: &ControlError) -> Exit {
     match e {
         ControlError::Refused(_) => Exit::Failure,
         _ => Exit::Failure,
+    }
+}
+
+/// `hub sip dial EXT`: exit 0 once the hub placed the call (it then rings; `hub sip calls`
+/// shows it), 1 when it cannot (no registrar, limit) or no hub serves.
+pub async fn dial(data_dir: &Path, extension: &str) -> Exit {
+    match control::dial(data_dir, extension).await {
+        Ok(id) => {
+            println!("Call {id}: calling {extension} (echo test; `hub sip hangup {id}` ends it).");
+            Exit::Ok
+        }
+        Err(e) => control_failed(&e),
     }
 }

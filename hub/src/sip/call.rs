@@ -70,6 +70,8 @@ pub struct CallSetup {
     pub app_codecs: Vec<AudioCodec>,
     /// Where the signalling comes from.
     pub peer: SocketAddr,
+    /// The hub placed this call (it is already answered; nothing to ring or accept).
+    pub outbound: bool,
 }
 
 fn header<'a>(request: &'a Request, names: &[&str]) -> Option<&'a str> {
@@ -114,6 +116,9 @@ pub async fn run(mut setup: CallSetup, layer: Arc<DialogLayer>, table: Arc<CallT
 type Ended = String;
 
 async fn serve(setup: &mut CallSetup) -> Ended {
+    if setup.outbound {
+        return serve_answered(setup).await;
+    }
     if let Some(ended) = ring(setup).await {
         return ended;
     }
@@ -129,13 +134,30 @@ async fn serve(setup: &mut CallSetup) -> Ended {
     if let Err(e) = setup.dialog.accept(Some(headers), Some(setup.answer.sdp.clone().into_bytes())) {
         return format!("could not answer: {e}");
     }
+    serve_answered(setup).await
+}
+
+/// The call from its 200 on (sent by the hub, or received for a call it placed).
+async fn serve_answered(setup: &mut CallSetup) -> Ended {
     let params = setup.answer.params.clone();
     setup.slot.with_leg(|leg| leg.start(&params));
     let local_rtp = setup.local.rtp;
+    let outbound = setup.outbound;
+    let id = setup.slot.id;
     setup.slot.update(|v| {
-        v.state = CallState::Answering;
+        v.state = if !outbound {
+            CallState::Answering
+        } else if params.direction.is_hold() {
+            CallState::Held
+        } else {
+            CallState::Up
+        };
         v.local_rtp = Some(local_rtp);
         show_params(v, &params);
+        if outbound {
+            v.answered_at = Some(Timestamp::now());
+            tracing::info!(call = id, local_rtp = %local_rtp, codec = params.codec.name(), "call up");
+        }
     });
     let mut refreshed = Instant::now();
     let tick = tick_interval(&setup.settings, setup.timer);
@@ -458,6 +480,7 @@ mod tests {
             contact_user: "hub".into(),
             transfer_domain: None,
             listen: "127.0.0.1:5070".parse().unwrap(),
+            outbound: None,
         };
         assert_eq!(tick_interval(&s, None), Duration::from_millis(500));
         let off = CallSettings { rtp_timeout: Duration::ZERO, ..s };

@@ -41,6 +41,38 @@ pub struct CallSettings {
     pub transfer_domain: Option<String>,
     /// The address the transports listen on (for Contact and SDP when it is a wildcard).
     pub listen: SocketAddr,
+    /// Where calls the hub places go, and how it authenticates there; none: it places none.
+    pub outbound: Option<Outbound>,
+}
+
+/// The registrar the hub places calls through (Asterisk), with the hub's digest credentials.
+#[derive(Clone, Debug)]
+pub struct Outbound {
+    /// Its host and port, the domain of the URIs called (`asterisk.example.org:5060`).
+    pub domain: String,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Digest username (and the user part of the hub's From).
+    pub username: String,
+    /// Digest password.
+    pub password: crate::model::Secret,
+}
+
+/// Why the hub could not place a call.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// No `[sip] registrar` is configured.
+    #[error("no registrar is configured ([sip] registrar): the hub has nowhere to place calls")]
+    NoRegistrar,
+    /// Over the call limit, or stopping.
+    #[error(transparent)]
+    Admit(#[from] AdmitError),
+    /// No media for the call.
+    #[error(transparent)]
+    Media(#[from] super::media_port::MediaError),
+    /// The extension or a URI built from it is not valid.
+    #[error("cannot call {0:?}: not a valid SIP URI")]
+    BadTarget(String),
 }
 
 /// The calls side of the user agent.
@@ -241,10 +273,132 @@ impl CallService {
             settings: self.settings.clone(),
             app_codecs: self.app.codecs().to_vec(),
             peer,
+            outbound: false,
         };
         let layer = self.layer.clone();
         let table = self.table.clone();
         tokio::spawn(call::run(setup, layer, table).instrument(span));
+    }
+
+    /// Places a call to `extension` through the registrar (digest auth when challenged), with
+    /// the media app on the hub's side. Returns the call's id at once; the call appears in the
+    /// table while it rings and ends there as any other.
+    pub fn dial(self: &Arc<Self>, extension: &str) -> Result<u64, DialError> {
+        let out = self.settings.outbound.clone().ok_or(DialError::NoRegistrar)?;
+        let uri = |user: &str, host: &str| {
+            rsipstack::sip::Uri::try_from(format!("sip:{user}@{host}").as_str())
+                .map_err(|_| DialError::BadTarget(extension.to_owned()))
+        };
+        let callee = uri(extension, &out.domain)?;
+        let caller = uri(&out.username, &out.domain)?;
+        let listen = announced(self.settings.listen, &callee, out.addr);
+        let contact = uri(&self.settings.contact_user, &listen.to_string())?;
+        let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
+        let view = CallView {
+            id: 0,
+            call_id: String::new(),
+            from: caller.to_string(),
+            to: extension.to_owned(),
+            peer: out.addr,
+            state: CallState::Ringing,
+            started_at: Timestamp::now(),
+            answered_at: None,
+            codec: None,
+            local_rtp: None,
+            remote_rtp: None,
+            media: LegStats::default(),
+            transfer: None,
+        };
+        let slot = self.table.admit(view, commands)?;
+        let info = CallInfo {
+            id: slot.id.to_string(),
+            call_id: String::new(),
+            from: caller.to_string(),
+            to: extension.to_owned(),
+            peer: out.addr,
+        };
+        let (leg_events, leg_rx) = tokio::sync::mpsc::unbounded_channel();
+        let leg = match self.app.open(&info, leg_events) {
+            Ok(leg) => leg,
+            Err(e) => {
+                self.table.remove(slot.id);
+                return Err(e.into());
+            }
+        };
+        let rtp = announced(leg.local_rtp(), &callee, out.addr);
+        slot.set_leg(leg);
+        let local = LocalSession { id: u64::from(rand::random::<u32>()), version: 1, rtp };
+        let offer = sdp::offer(self.app.codecs(), &local);
+        let option = rsipstack::dialog::invitation::InviteOption {
+            caller,
+            callee,
+            destination: Some(rsipstack::transport::SipAddr::new(rsipstack::sip::Transport::Udp, out.addr.into())),
+            content_type: Some("application/sdp".into()),
+            offer: Some(offer.clone().into_bytes()),
+            contact,
+            credential: Some(rsipstack::dialog::authenticate::Credential {
+                username: out.username.clone(),
+                password: out.password.expose().to_owned(),
+                realm: None,
+                auth_username: None,
+            }),
+            ..Default::default()
+        };
+        let id = slot.id;
+        let span = tracing::info_span!("sip_dial", call = id, to = %extension);
+        let service = self.clone();
+        tokio::spawn(
+            async move {
+                let (state_tx, state_rx) = service.layer.new_dialog_state_channel();
+                let answered = service.layer.do_invite(option, state_tx).await;
+                let (dialog, response) = match answered {
+                    Ok((dialog, Some(r))) if r.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful => {
+                        (dialog, r)
+                    }
+                    Ok((_, r)) => {
+                        let status = r.map_or(0, |r| u16::from(r.status_code));
+                        tracing::info!(status, "call not answered");
+                        service.table.remove(id);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "call failed");
+                        service.table.remove(id);
+                        return;
+                    }
+                };
+                let params = match sdp::parse_answer(&response.body, service.app.codecs(), &local) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "unusable answer; hanging up");
+                        let _ = dialog.bye().await;
+                        service.layer.remove_dialog(&dialog.id());
+                        service.table.remove(id);
+                        return;
+                    }
+                };
+                let call_id = dialog.id().call_id.clone();
+                slot.update(|v| v.call_id = call_id);
+                let setup = CallSetup {
+                    slot,
+                    dialog_id: dialog.id(),
+                    dialog,
+                    states: state_rx,
+                    leg_events: leg_rx,
+                    commands: command_rx,
+                    answer: sdp::Answer { sdp: offer, params },
+                    local,
+                    timer: None,
+                    settings: service.settings.clone(),
+                    app_codecs: service.app.codecs().to_vec(),
+                    peer: out.addr,
+                    outbound: true,
+                };
+                call::run(setup, service.layer.clone(), service.table.clone()).await;
+            }
+            .instrument(span),
+        );
+        Ok(id)
     }
 }
 

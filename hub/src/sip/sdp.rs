@@ -265,6 +265,50 @@ fn negotiate_media(
     Ok(Some((params, attributes)))
 }
 
+/// The payload type the hub offers opus on (dynamic, RFC 3551 §3), and telephone-events on.
+const OPUS_PT: u8 = 111;
+const EVENTS_PT: u8 = 101;
+
+/// The hub's offer for a call it places: `codecs` in the hub's order, telephone-events at
+/// 8 kHz, 20 ms packets, both directions.
+pub fn offer(codecs: &[AudioCodec], local: &LocalSession) -> String {
+    let mut formats = Vec::new();
+    let mut attributes = Vec::new();
+    for codec in codecs {
+        let pt = match codec {
+            AudioCodec::Pcmu => 0,
+            AudioCodec::Pcma => 8,
+            AudioCodec::Opus => OPUS_PT,
+        };
+        formats.push(pt.to_string());
+        attributes.push(value_attr("rtpmap", format!("{pt} {}", codec.rtpmap())));
+    }
+    formats.push(EVENTS_PT.to_string());
+    attributes.push(value_attr("rtpmap", format!("{EVENTS_PT} telephone-event/8000")));
+    attributes.push(value_attr("fmtp", format!("{EVENTS_PT} 0-16")));
+    attributes.push(value_attr("ptime", "20".into()));
+    attributes.push(Attribute { key: "sendrecv".into(), value: None });
+    let mut sdp = session(local);
+    sdp.media_descriptions.push(MediaDescription {
+        media_name: MediaName {
+            media: "audio".into(),
+            port: RangedPort { value: isize::try_from(local.rtp.port()).unwrap_or(0), range: None },
+            protos: vec!["RTP".into(), "AVP".into()],
+            formats,
+        },
+        attributes,
+        ..Default::default()
+    });
+    sdp.marshal()
+}
+
+/// What the far end's answer to [`offer`] agreed to.
+pub fn parse_answer(answer_sdp: &[u8], codecs: &[AudioCodec], local: &LocalSession) -> Result<MediaParams, SdpError> {
+    // Reading an answer is reading an offer and keeping its first usable codec: the answerer
+    // lists what it chose first.
+    answer(answer_sdp, codecs, local).map(|a| a.params)
+}
+
 fn value_attr(key: &str, value: String) -> Attribute {
     Attribute { key: key.into(), value: Some(value) }
 }
@@ -273,20 +317,15 @@ fn address_type(ip: IpAddr) -> &'static str {
     if ip.is_ipv4() { "IP4" } else { "IP6" }
 }
 
-fn render_answer(
-    offer: &SessionDescription,
-    chosen: usize,
-    params: &MediaParams,
-    attributes: Vec<Attribute>,
-    local: &LocalSession,
-) -> String {
+/// The session-level lines of the hub's SDP.
+fn session(local: &LocalSession) -> SessionDescription {
     let ip = local.rtp.ip();
     let connection = ConnectionInformation {
         network_type: "IN".into(),
         address_type: address_type(ip).into(),
         address: Some(Address { address: ip.to_string(), ttl: None, range: None }),
     };
-    let mut answer = SessionDescription {
+    SessionDescription {
         version: 0,
         origin: Origin {
             username: "hub".into(),
@@ -303,7 +342,17 @@ fn render_answer(
             repeat_times: vec![],
         }],
         ..Default::default()
-    };
+    }
+}
+
+fn render_answer(
+    offer: &SessionDescription,
+    chosen: usize,
+    params: &MediaParams,
+    attributes: Vec<Attribute>,
+    local: &LocalSession,
+) -> String {
+    let mut answer = session(local);
     for (i, offered) in offer.media_descriptions.iter().enumerate() {
         let media = if i == chosen {
             let mut formats = vec![params.payload_type.to_string()];

@@ -125,3 +125,21 @@ fn garbage_is_malformed_never_a_panic() {
     let bad_port = offer("m=audio 99999 RTP/AVP 0\r\n");
     assert!(answer(bad_port.as_bytes(), ALL, &local()).is_err());
 }
+
+#[test]
+fn the_hubs_offer_is_an_offer_it_can_answer_itself() {
+    let o = super::offer(ALL, &local());
+    for line in [
+        "m=audio 20000 RTP/AVP 0 8 111 101",
+        "a=rtpmap:111 opus/48000/2",
+        "a=rtpmap:101 telephone-event/8000",
+        "a=sendrecv",
+    ] {
+        assert!(o.contains(&format!("{line}\r\n")), "{line:?} missing:\n{o}");
+    }
+    let far = LocalSession { id: 7, version: 1, rtp: "127.0.0.1:30000".parse().unwrap() };
+    let reply = answer(o.as_bytes(), &[AudioCodec::Pcma], &far).unwrap();
+    let agreed = parse_answer(reply.sdp.as_bytes(), ALL, &local()).unwrap();
+    assert_eq!((agreed.codec, agreed.payload_type, agreed.dtmf_payload_type), (AudioCodec::Pcma, 8, Some(101)));
+    assert_eq!(agreed.remote, Some("127.0.0.1:30000".parse().unwrap()));
+}

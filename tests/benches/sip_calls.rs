@@ -1,0 +1,237 @@
+//! Benchmark: calls answered by the hub's SIP user agent, driven by Debian's SIPp.
+//!
+//! Run: `cargo bench -p hub-tests --bench sip_calls` (release build; needs `sipp`).
+//! Each phase starts a fresh `hub serve` (UA on, RTP echo app) and runs
+//! `tests/sipp/uac_bench.xml` (INVITE with SDP → 200 → ACK → BYE → 200, no media) at one total
+//! rate for `BENCH_SIP_SECS` seconds (default 60), with one SIPp per 3,000 calls/s (SIPp is
+//! single-threaded). It reports successful and failed calls, SIPp's retransmissions, and the
+//! hub's CPU (from /proc: user+system time over wall time) and peak RSS.
+//! Rates: `BENCH_SIP_RATES` (default `1500,3000,4000`).
+//!
+//! Then the memory per established dialog: a fresh hub holds `BENCH_SIP_HELD` calls (default
+//! 5,000; `uac_until_hangup.xml`), and the RSS growth over an idle hub is divided by them.
+
+mod report;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sipp");
+const PER_SIPP: u32 = 3000;
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+fn main() {
+    let secs: u64 = env_or("BENCH_SIP_SECS", "60").parse().expect("BENCH_SIP_SECS");
+    let rates: Vec<u32> = env_or("BENCH_SIP_RATES", "1500,3000,4000")
+        .split(',')
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| r.trim().parse().expect("BENCH_SIP_RATES"))
+        .collect();
+    let held: u32 = env_or("BENCH_SIP_HELD", "5000").parse().expect("BENCH_SIP_HELD");
+    println!("SIP calls INVITE→200→ACK→BYE, no media, {secs} s per rate, {} cores", cores());
+    for rate in rates {
+        let hub = HubProcess::start();
+        let outcome = run_rate(&hub, rate, secs);
+        println!(
+            "  {rate:>5} calls/s: {:>7} ok, {} failed, {} retransmissions; hub CPU {:>5.1}% of one core ({:.1}% of the machine), peak RSS {:.0} MiB",
+            outcome.ok,
+            outcome.failed,
+            outcome.retransmissions,
+            outcome.cpu * 100.0,
+            outcome.cpu * 100.0 / cores() as f64,
+            outcome.peak_rss_kib as f64 / 1024.0
+        );
+    }
+    let hub = HubProcess::start();
+    let per_dialog = held_dialogs(&hub, held);
+    println!("  memory per established dialog: {per_dialog:.1} KiB ({held} calls held up)");
+}
+
+/// How long finished transactions linger (64·T1 = 32 s) before RSS is read; shorter only to
+/// try the bench out (`BENCH_SIP_SETTLE`).
+fn settle_secs() -> u32 {
+    env_or("BENCH_SIP_SETTLE", "35").parse().expect("BENCH_SIP_SETTLE")
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+struct HubProcess {
+    child: Child,
+    dir: tempfile::TempDir,
+    sip: String,
+}
+
+impl HubProcess {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hub-e2e"))
+            .current_dir(dir.path())
+            .env_clear()
+            .env("HUB_SIP__ENABLED", "true")
+            .env("HUB_SIP__LISTEN", "127.0.0.1:0")
+            .env("HUB_SIP__MAX_CALLS", "100000")
+            .env("HUB_SIP__RTP_TIMEOUT", "0s")
+            .args(["--bind", "127.0.0.1:0", "--log-format", "json", "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hub");
+        report::listening_addr(&mut child, Duration::from_secs(20));
+        // The status file names the UA's address once it listens.
+        let status = dir.path().join("data/sip-status.json");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let sip = loop {
+            if let Ok(text) = std::fs::read_to_string(&status)
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+                && let Some(udp) = v["udp"].as_str()
+            {
+                break udp.to_string();
+            }
+            assert!(Instant::now() < deadline, "the SIP user agent did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Self { child, dir, sip }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// User+system CPU seconds of `pid`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, r)| r.split(' ').collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields after the command: state is index 0, utime 11, stime 12; 100 ticks per second.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn sipp(scenario: &str, target: &str, rate: u32, calls: u32, stats: &Path, limit: u64) -> Child {
+    let port = free_udp_port();
+    Command::new("sipp")
+        .current_dir(SCENARIOS)
+        .args(["-sf", scenario, target, "-s", "800", "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-r", &rate.to_string(), "-m", &calls.to_string(), "-l", "200000", "-nostdin"])
+        .args(["-timeout", &format!("{limit}s"), "-trace_stat", "-fd", "1", "-stf"])
+        .arg(stats)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sipp (Debian's sip-tester)")
+}
+
+fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
+/// The last row's value of `column` in a SIPp statistics CSV.
+fn stat(csv: &str, column: &str) -> u64 {
+    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(';').collect();
+    let last: Vec<&str> = lines.next_back().unwrap_or_default().split(';').collect();
+    header.iter().position(|h| *h == column).and_then(|i| last.get(i)?.trim().parse().ok()).unwrap_or(0)
+}
+
+struct Outcome {
+    ok: u64,
+    failed: u64,
+    retransmissions: u64,
+    cpu: f64,
+    peak_rss_kib: u64,
+}
+
+fn run_rate(hub: &HubProcess, rate: u32, secs: u64) -> Outcome {
+    let instances = rate.div_ceil(PER_SIPP);
+    let each = rate / instances;
+    let stats_dir = tempfile::tempdir().unwrap();
+    let cpu0 = cpu_seconds(hub.pid());
+    let started = Instant::now();
+    let mut runs: Vec<(Child, std::path::PathBuf)> = (0..instances)
+        .map(|i| {
+            let stats = stats_dir.path().join(format!("s{i}.csv"));
+            let calls = u32::try_from(u64::from(each) * secs).unwrap();
+            (sipp("uac_bench.xml", &hub.sip, each, calls, &stats, secs + 60), stats)
+        })
+        .collect();
+    let mut peak = 0;
+    while runs.iter_mut().any(|(c, _)| c.try_wait().ok().flatten().is_none()) {
+        peak = peak.max(rss_kib(hub.pid()));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds(hub.pid()) - cpu0) / wall;
+    let mut out = Outcome { ok: 0, failed: 0, retransmissions: 0, cpu, peak_rss_kib: peak };
+    for (_, stats) in &runs {
+        let csv = std::fs::read_to_string(stats).unwrap_or_default();
+        out.ok += stat(&csv, "SuccessfulCall(C)");
+        out.failed += stat(&csv, "FailedCall(C)");
+        out.retransmissions += stat(&csv, "Retransmissions(C)");
+    }
+    out
+}
+
+/// Holds `n` calls up and returns the hub's RSS growth per call, in KiB.
+fn held_dialogs(hub: &HubProcess, n: u32) -> f64 {
+    // Warm up (allocator, runtime, first transactions) so the baseline is a serving hub's.
+    let warm = tempfile::tempdir().unwrap();
+    let mut w = sipp("uac_bench.xml", &hub.sip, 200, 200, &warm.path().join("w.csv"), 60);
+    let _ = w.wait();
+    // Let the warm-up's finished transactions expire (64·T1 = 32 s).
+    std::thread::sleep(Duration::from_secs(u64::from(settle_secs())));
+    let base = rss_kib(hub.pid());
+    let stats = warm.path().join("held.csv");
+    let mut holder = sipp("uac_until_hangup.xml", &hub.sip, 1000, n, &stats, 600);
+    // Up when the control socket lists them all; then wait out the INVITE transactions.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_hub-e2e"))
+            .current_dir(hub.dir.path())
+            .env_clear()
+            .args(["sip", "calls", "--json"])
+            .output()
+            .unwrap();
+        let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if listed.iter().filter(|c| c["state"] == "up").count() >= n as usize {
+            break;
+        }
+        if let Ok(Some(status)) = holder.try_wait() {
+            panic!(
+                "SIPp stopped ({status}) with {} of {n} calls up: {}",
+                listed.len(),
+                std::fs::read_to_string(&stats).unwrap_or_default().lines().last().unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "only {} of {n} calls came up", listed.len());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(u64::from(settle_secs())));
+    let held = rss_kib(hub.pid());
+    let _ = holder.kill();
+    let _ = holder.wait();
+    held.saturating_sub(base) as f64 / f64::from(n)
+}
