@@ -165,13 +165,12 @@ impl Echo {
 
     /// The digit an RFC 4733 event packet ends, once per event (its end packet is sent 3 times).
     fn event_end(&mut self, timestamp: u32, payload: &[u8]) -> Option<char> {
-        const EVENTS: &[u8; 17] = b"0123456789*#ABCD!";
         let (&event, &flags) = (payload.first()?, payload.get(1)?);
         if flags & 0x80 == 0 || self.last_event_end == Some(timestamp) {
             return None;
         }
         self.last_event_end = Some(timestamp);
-        EVENTS.get(usize::from(event)).map(|b| char::from(*b))
+        crate::sip::dtmf_info::event_digit(event)
     }
 }
 

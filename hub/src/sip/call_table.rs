@@ -93,6 +93,27 @@ pub struct CallView {
     pub transfer: Option<String>,
 }
 
+impl CallView {
+    /// A call that has just arrived (or is being placed): ringing, nothing negotiated yet.
+    pub fn new(call_id: String, from: String, to: String, peer: SocketAddr) -> Self {
+        Self {
+            id: 0,
+            call_id,
+            from,
+            to,
+            peer,
+            state: CallState::Ringing,
+            started_at: Timestamp::now(),
+            answered_at: None,
+            codec: None,
+            local_rtp: None,
+            remote_rtp: None,
+            media: LegStats::default(),
+            transfer: None,
+        }
+    }
+}
+
 /// One call's place in the table.
 pub struct CallSlot {
     /// The call's id.
@@ -239,21 +260,7 @@ mod tests {
     use super::*;
 
     fn view() -> CallView {
-        CallView {
-            id: 0,
-            call_id: "c".into(),
-            from: "sip:a@x".into(),
-            to: "100".into(),
-            peer: "127.0.0.1:5060".parse().unwrap(),
-            state: CallState::Ringing,
-            started_at: Timestamp::now(),
-            answered_at: None,
-            codec: None,
-            local_rtp: None,
-            remote_rtp: None,
-            media: LegStats::default(),
-            transfer: None,
-        }
+        CallView::new("c".into(), "sip:a@x".into(), "100".into(), "127.0.0.1:5060".parse().unwrap())
     }
 
     #[tokio::test]

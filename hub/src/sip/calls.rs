@@ -23,10 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::call::{self, CallSetup};
-use super::call_table::{AdmitError, CallState, CallTable, CallView};
-use super::media_port::{CallInfo, LegStats, MediaApp};
+use super::call_table::{AdmitError, CallTable, CallView};
+use super::media_port::{CallInfo, MediaApp};
 use super::sdp::{self, LocalSession, SdpError};
-use crate::model::Timestamp;
 
 /// How calls are answered.
 #[derive(Clone, Debug)]
@@ -142,21 +141,7 @@ impl CallService {
         let span = tracing::info_span!("sip_call", %call_id, %peer, to = %to);
         let _enter = span.enter();
         let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
-        let view = CallView {
-            id: 0,
-            call_id: call_id.clone(),
-            from: from.clone(),
-            to: to.clone(),
-            peer,
-            state: CallState::Ringing,
-            started_at: Timestamp::now(),
-            answered_at: None,
-            codec: None,
-            local_rtp: None,
-            remote_rtp: None,
-            media: LegStats::default(),
-            transfer: None,
-        };
+        let view = CallView::new(call_id.clone(), from.clone(), to.clone(), peer);
         let slot = match self.table.admit(view, commands) {
             Ok(slot) => slot,
             Err(e) => {
@@ -294,21 +279,7 @@ impl CallService {
         let listen = announced(self.settings.listen, &callee, out.addr);
         let contact = uri(&self.settings.contact_user, &listen.to_string())?;
         let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
-        let view = CallView {
-            id: 0,
-            call_id: String::new(),
-            from: caller.to_string(),
-            to: extension.to_owned(),
-            peer: out.addr,
-            state: CallState::Ringing,
-            started_at: Timestamp::now(),
-            answered_at: None,
-            codec: None,
-            local_rtp: None,
-            remote_rtp: None,
-            media: LegStats::default(),
-            transfer: None,
-        };
+        let view = CallView::new(String::new(), caller.to_string(), extension.to_owned(), out.addr);
         let slot = self.table.admit(view, commands)?;
         let info = CallInfo {
             id: slot.id.to_string(),

@@ -48,12 +48,18 @@ pub fn parse(content_type: &str, body: &[u8]) -> Result<Digit, DtmfInfoError> {
     }
 }
 
-/// A digit from its character or its RFC 4733 event number (10 `*`, 11 `#`, 12–15 `A`–`D`,
-/// 16 flash).
+/// The DTMF events of RFC 4733 §3.2, by event number (10 `*`, 11 `#`, 12–15 `A`–`D`, 16 flash).
+const EVENTS: &[u8; 17] = b"0123456789*#ABCD!";
+
+/// The digit of an RFC 4733 event number, if it is a DTMF event.
+pub fn event_digit(event: u8) -> Option<char> {
+    EVENTS.get(usize::from(event)).map(|b| char::from(*b))
+}
+
+/// A digit from its character or its RFC 4733 event number.
 fn signal(value: &str) -> Option<char> {
-    const EVENTS: &[u8; 17] = b"0123456789*#ABCD!";
-    if let Ok(n) = value.parse::<usize>() {
-        return EVENTS.get(n).map(|b| char::from(*b));
+    if let Ok(n) = value.parse::<u8>() {
+        return event_digit(n);
     }
     let mut chars = value.chars();
     let c = chars.next()?.to_ascii_uppercase();
