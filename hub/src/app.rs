@@ -262,7 +262,14 @@ async fn start_sip(
     let started = sip::transport::start(config.sip.listen, agent, stack_stop.clone()).await?;
     let listening = started.listening;
     tracing::info!(udp = %listening.udp, tcp = %listening.tcp, "SIP user agent listening");
-    let endpoint = rsipstack::EndpointBuilder::new()
+    let mut builder = rsipstack::EndpointBuilder::new();
+    if config.sip.registrar.is_some() {
+        builder.with_inspector(Box::new(sip::nonce_reuse::NonceReuse::new(
+            &config.sip.username,
+            config.sip.password.expose(),
+        )));
+    }
+    let endpoint = builder
         .with_transport_layer(started.layer)
         .with_cancel_token(stack_stop.clone())
         .with_user_agent(&format!("hub/{}", env!("CARGO_PKG_VERSION")))

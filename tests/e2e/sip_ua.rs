@@ -336,3 +336,52 @@ fn wrong_credentials_are_reported_once_and_retried() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Waits (bounded) until kamailio has logged `needle` at least `n` times.
+fn wait_for_count(kamailio: &Kamailio, needle: &str, n: usize, hub: &Hub) {
+    let deadline = std::time::Instant::now() + crate::common::WAIT;
+    while kamailio.log_text().matches(needle).count() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kamailio logged {needle:?} fewer than {n} times\n{}\n{}",
+            kamailio.log_text(),
+            hub.log().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn refreshes_reuse_the_nonce_without_a_new_challenge() {
+    // Nonces live 300 s; the registrar grants 3 s, so the hub refreshes every 2 s.
+    let kamailio = Kamailio::start_with_nonces(&[("hub", "pw")], 3, 300);
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_registering(dir.path(), &kamailio, "hub", "pw", "5m");
+    wait_for_count(&kamailio, "REGISTER ok hub", 3, &hub);
+    let log = kamailio.log_text();
+    assert_eq!(
+        log.matches("REGISTER challenge hub").count(),
+        1,
+        "only the first REGISTER is challenged; refreshes answer that challenge ahead of time\n{log}"
+    );
+    assert_eq!(log.matches("REGISTER stale nonce").count(), 0, "{log}");
+}
+
+#[test]
+fn a_stale_nonce_is_answered_with_the_fresh_one_and_the_registration_holds() {
+    // Nonces live 2 s; the registrar grants 4 s, so the hub refreshes every 3 s with an expired
+    // nonce and gets `401` with `stale=true` (as with Asterisk, whose nonces live 32 s).
+    let kamailio = Kamailio::start_with_nonces(&[("hub", "pw")], 4, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_registering(dir.path(), &kamailio, "hub", "pw", "5m");
+    wait_for_count(&kamailio, "REGISTER ok hub", 3, &hub);
+    let log = kamailio.log_text();
+    assert!(log.matches("REGISTER stale nonce hub").count() >= 2, "{log}");
+    assert_eq!(log.matches("REGISTER challenge hub").count(), 1, "{log}");
+    assert!(!log.contains("REGISTER rejected"), "{log}");
+    let hub_log = hub.log().join("\n");
+    assert!(!hub_log.contains("SIP registration refused"), "a stale nonce is not a refusal\n{hub_log}");
+    let out = crate::common::run(dir.path(), &["sip", "status", "--json"], &[]);
+    let v: serde_json::Value = serde_json::from_str(&crate::common::text(&out).0).unwrap();
+    assert_eq!(v["registration"]["state"], "registered", "{v}");
+}

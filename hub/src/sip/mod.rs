@@ -11,6 +11,7 @@
 //!  transport.rs  UDP and TCP on one port: classify, answer, keep bad neighbours apart
 //!  bridge.rs     what passed classify, to rsipstack's transactions (one channel per peer)
 //!  registration.rs  registered with the registrar (digest, refresh, 423, backoff, unregister)
+//!  nonce_reuse.rs  REGISTER refreshes answer the last challenge ahead of time (nonce count+1)
 //!  status.rs     the state `hub sip status` reads (a JSON file the serving hub rewrites)
 //!  sdp.rs        offer → answer (codec choice in the caller's order, hold, 488)
 //!  media_port.rs the interface to whatever handles a call's audio (implemented above `sip`)
@@ -30,6 +31,7 @@ pub mod control;
 pub mod dtmf_info;
 pub mod media_port;
 pub mod message;
+pub mod nonce_reuse;
 pub mod registration;
 pub mod sdp;
 pub mod status;

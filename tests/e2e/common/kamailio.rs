@@ -37,6 +37,17 @@ impl Kamailio {
 
     /// [`Kamailio::start`] with another shortest registration it accepts (`423` below it).
     pub fn start_with(users: &[(&str, &str)], min_expires: u32) -> Kamailio {
+        Self::start_full(users, min_expires, 3600, 300)
+    }
+
+    /// A registrar that grants at most `max_expires` seconds (so refreshes come fast) and whose
+    /// nonces expire after `nonce_expire` seconds (a request with an older one gets `401` with
+    /// `stale=true`).
+    pub fn start_with_nonces(users: &[(&str, &str)], max_expires: u32, nonce_expire: u32) -> Kamailio {
+        Self::start_full(users, 1, max_expires, nonce_expire)
+    }
+
+    fn start_full(users: &[(&str, &str)], min_expires: u32, max_expires: u32, nonce_expire: u32) -> Kamailio {
         assert!(
             Path::new("/usr/sbin/kamailio").exists(),
             "Debian's kamailio is not installed (scripts/test installs it)"
@@ -58,7 +69,8 @@ impl Kamailio {
             .arg(dir.path())
             .args(["-l", &format!("udp:127.0.0.1:{port}"), "-l", &format!("tcp:127.0.0.1:{port}")])
             .args(["-A", &format!("USERS=\"{users}\""), "-A", &format!("MIN_EXPIRES={min_expires}")])
-            .args(["-A", &format!("REALM=\"{REALM}\"")])
+            .args(["-A", &format!("REALM=\"{REALM}\""), "-A", &format!("NONCE_EXPIRE={nonce_expire}")])
+            .args(["-A", &format!("MAX_EXPIRES={max_expires}")])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
