@@ -134,7 +134,11 @@ pub fn main() -> ExitCode {
 fn check(config: &Config) -> Result<(), String> {
     tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .map_err(|e| format!("key log.level: {:?} is not a valid log filter: {e}", config.log.level))?;
-    tls::check_files(&config.web).map_err(|e| e.to_string())
+    tls::check_files(&config.web).map_err(|e| e.to_string())?;
+    if let (Some(cert), Some(key)) = (&config.sip.tls_cert, &config.sip.tls_key) {
+        crate::pem::server_config(cert, key).map_err(|e| format!("key sip.tls_cert: {e}"))?;
+    }
+    Ok(())
 }
 
 fn init_tracing(log: &LogConfig) -> Result<(), String> {
@@ -259,9 +263,19 @@ async fn start_sip(
     let agent = Arc::new(sip::agent::Agent::new(peers));
     // The stack stops after the registration has unregistered, not with everything else.
     let stack_stop = CancellationToken::new();
-    let started = sip::transport::start(config.sip.listen, agent, stack_stop.clone()).await?;
+    let tls = match (&config.sip.tls_cert, &config.sip.tls_key) {
+        (Some(cert), Some(key)) => Some(sip::transport::TlsListen {
+            addr: config.sip.tls_listen,
+            config: Arc::new(crate::pem::server_config(cert, key)?),
+        }),
+        _ => None,
+    };
+    let started = sip::transport::start(config.sip.listen, tls, agent, stack_stop.clone()).await?;
     let listening = started.listening;
-    tracing::info!(udp = %listening.udp, tcp = %listening.tcp, "SIP user agent listening");
+    match listening.tls {
+        Some(tls) => tracing::info!(udp = %listening.udp, tcp = %listening.tcp, %tls, "SIP user agent listening"),
+        None => tracing::info!(udp = %listening.udp, tcp = %listening.tcp, "SIP user agent listening"),
+    }
     let mut builder = rsipstack::EndpointBuilder::new();
     if config.sip.registrar.is_some() {
         builder.with_inspector(Box::new(sip::nonce_reuse::NonceReuse::new(
@@ -335,6 +349,7 @@ async fn start_sip(
         pid: std::process::id(),
         udp: listening.udp,
         tcp: listening.tcp,
+        tls: listening.tls,
         registrar: config.sip.registrar.clone(),
         registration: sip::registration::RegistrationState::NotConfigured,
         updated_at: crate::model::Timestamp::now(),

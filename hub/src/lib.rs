@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! L0  model, config, files ids, records, typed config (config uses model's value types);
-//!                          atomic file writes
+//!                          atomic file writes; PEM certificates and keys (pem)
 //! L1  store                storage role traits; SQLite and MongoDB backends
 //! L2  sip                  SIP user agent on rsipstack: transports, registration, calls,
 //!                          SDP, and the media port its calls hand audio to; uses only L0
@@ -30,6 +30,7 @@ pub mod files;
 pub mod media;
 pub mod model;
 pub mod pbx;
+pub mod pem;
 pub mod sip;
 pub mod store;
 pub mod web;

@@ -13,5 +13,6 @@ mod signaling;
 mod signin;
 mod sip_calls;
 mod sip_peers;
+mod sip_tls;
 mod sip_ua;
 mod webapp;

@@ -54,7 +54,11 @@ pub async fn status(data_dir: &Path, json: bool) -> Exit {
         let s = &report.status;
         match report.rtt_ms {
             Some(ms) => {
-                println!("User agent    answering on udp {} and tcp {} ({ms:.1} ms; hub pid {})", s.udp, s.tcp, s.pid)
+                let tls = s.tls.map(|t| format!(" and tls {t}")).unwrap_or_default();
+                println!(
+                    "User agent    answering on udp {} and tcp {}{tls} ({ms:.1} ms; hub pid {})",
+                    s.udp, s.tcp, s.pid
+                )
             }
             None => println!("User agent    NOT answering on udp {} (hub pid {}; stopped or stuck?)", s.udp, s.pid),
         }

@@ -1,6 +1,7 @@
 //! `[sip]`: the hub's own SIP user agent (the IVR and voicemail as Asterisk sees them).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,14 @@ pub struct SipConfig {
     pub enabled: Switch,
     /// UDP and TCP listening address.
     pub listen: SocketAddr,
+    /// SIP over TLS (RFC 3261 §26.2): the listening address, used when `tls_cert` and
+    /// `tls_key` are set.
+    pub tls_listen: SocketAddr,
+    /// PEM certificate chain for SIP over TLS; with `tls_key`, the user agent also listens on
+    /// `tls_listen`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key matching `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// Registrar to register with (`sip:asterisk.example.org:5060`); absent: do not register.
     pub registrar: Option<String>,
     /// SIP auth username at the registrar.
@@ -44,6 +53,9 @@ impl Default for SipConfig {
         Self {
             enabled: Switch::Auto,
             listen: SocketAddr::from(([127, 0, 0, 1], 5070)),
+            tls_listen: SocketAddr::from(([127, 0, 0, 1], 5071)),
+            tls_cert: None,
+            tls_key: None,
             registrar: None,
             username: "hub".into(),
             password: Secret::default(),
@@ -124,6 +136,15 @@ impl SipConfig {
             if peer.parse::<std::net::IpAddr>().is_err() {
                 out.push(Problem::new("sip.allowed_peers", format!("{peer:?} is not an IP address")));
             }
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                out.push(Problem::new("sip.tls_key", "tls_cert is set but tls_key is not: give both or neither"))
+            }
+            (None, Some(_)) => {
+                out.push(Problem::new("sip.tls_cert", "tls_key is set but tls_cert is not: give both or neither"))
+            }
+            _ => {}
         }
         if self.register_expiry < Duration::from_secs(60) {
             out.push(Problem::new("sip.register_expiry", "must be at least 60s"));

@@ -3,7 +3,7 @@
 //! rsipstack's built-in UDP transport parses with plain rsip, which RFC 4475 shows is too
 //! liberal (see `message.rs`), so the hub keeps its own sockets and [`classify`] and gives
 //! rsipstack only what passed, through one in-memory `ChannelConnection` per UDP peer address
-//! and per TCP connection. What rsipstack sends comes back through the same channels and
+//! and per TCP or TLS connection. What rsipstack sends comes back through the same channels and
 //! leaves from the hub's socket (UDP) or connection (TCP): to the channel's peer, or, for a
 //! message sent through the listener, where RFC 3261 §18 says (a request to its Request-URI).
 //!
@@ -17,6 +17,8 @@ use rsipstack::sip::{SipMessage, Transport};
 use rsipstack::transport::channel::ChannelConnection;
 use rsipstack::transport::{SipAddr, SipConnection, TransportEvent, TransportLayer};
 use tokio::net::UdpSocket;
+
+use super::message::TransportKind;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 /// Where the bytes of a TCP connection's outgoing messages go (its writer task).
@@ -35,8 +37,9 @@ fn udp(addr: SocketAddr) -> SipAddr {
     SipAddr::new(Transport::Udp, addr.into())
 }
 
-fn tcp(addr: SocketAddr) -> SipAddr {
-    SipAddr::new(Transport::Tcp, addr.into())
+fn stream(addr: SocketAddr, kind: TransportKind) -> SipAddr {
+    let transport = if kind == TransportKind::Tls { Transport::Tls } else { Transport::Tcp };
+    SipAddr::new(transport, addr.into())
 }
 
 type Channel = (ChannelConnection, UnboundedSender<TransportEvent>);
@@ -81,7 +84,7 @@ impl Bridge {
                     e = outgoing.recv() => match e { Some(e) => e, None => return },
                 };
                 let TransportEvent::Incoming(msg, conn, _) = event else { continue };
-                if conn.get_addr().r#type == Some(Transport::Tcp) {
+                if matches!(conn.get_addr().r#type, Some(Transport::Tcp | Transport::Tls)) {
                     let peer = conn.get_addr().get_socketaddr().ok();
                     let writer = peer.and_then(|p| lock(&writer_streams).get(&p).map(|(_, w)| w.clone()));
                     match writer {
@@ -131,13 +134,13 @@ impl Bridge {
         Ok((conn, tx))
     }
 
-    /// Gives rsipstack a message received on the TCP connection from `from`, whose outgoing
-    /// bytes go to `writer`.
-    pub async fn deliver_stream(&self, msg: SipMessage, from: SocketAddr, writer: &StreamWriter) {
+    /// Gives rsipstack a message received on the TCP or TLS connection from `from`, whose
+    /// outgoing bytes go to `writer`.
+    pub async fn deliver_stream(&self, msg: SipMessage, from: SocketAddr, kind: TransportKind, writer: &StreamWriter) {
         let existing = lock(&self.inner.streams).get(&from).map(|(c, _)| c.clone());
         let channel = match existing {
             Some(c) => c,
-            None => match self.new_channel(tcp(from)).await {
+            None => match self.new_channel(stream(from, kind)).await {
                 Ok(c) => {
                     lock(&self.inner.streams).insert(from, (c.clone(), writer.clone()));
                     c
@@ -149,7 +152,7 @@ impl Bridge {
             },
         };
         let (conn, tx) = channel;
-        let _ = tx.send(TransportEvent::Incoming(msg, SipConnection::Channel(conn), tcp(from)));
+        let _ = tx.send(TransportEvent::Incoming(msg, SipConnection::Channel(conn), stream(from, kind)));
     }
 
     /// Forgets a TCP connection that closed.

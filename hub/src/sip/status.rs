@@ -21,6 +21,9 @@ pub struct SipStatus {
     pub udp: SocketAddr,
     /// TCP address.
     pub tcp: SocketAddr,
+    /// TLS address, when SIP over TLS is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<SocketAddr>,
     /// The registrar, when one is configured.
     pub registrar: Option<String>,
     /// Where the registration stands.

@@ -1,4 +1,5 @@
-//! The user agent's transports: UDP and TCP on one address (RFC 3261 §18). Every received
+//! The user agent's transports: UDP and TCP on one address, TLS on another when a certificate
+//! is configured (RFC 3261 §18, §26.2). Every received
 //! message goes through [`classify`] and then the [`Agent`]; the
 //! answer goes back where the message came from (symmetric, as RFC 3581 `rport` asks).
 //!
@@ -7,14 +8,16 @@
 //!   (negative or duplicate Content-Length, a message over the size limit) is answered if it
 //!   can be and closed; one that sends nothing for [`IDLE_TIMEOUT`] is closed. A bad neighbour
 //!   never affects another connection.
+//! - TLS: TCP's framing inside a TLS session; a handshake that fails or takes longer than
+//!   [`HANDSHAKE_TIMEOUT`] closes only that connection.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
 use rsipstack::transport::TransportLayer;
@@ -26,12 +29,18 @@ use super::message::{Inbound, MAX_MESSAGE_SIZE, TransportKind, classify};
 /// A TCP connection that sends nothing for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// A TLS client that has not finished its handshake after this long is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why the transports could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     /// The stack bridge could not be set up.
     #[error(transparent)]
     Bridge(#[from] super::bridge::BridgeError),
+    /// The TLS certificate or key cannot be used (`[sip] tls_cert`, `tls_key`).
+    #[error(transparent)]
+    Tls(#[from] crate::pem::PemError),
     /// The UDP or TCP port could not be bound.
     #[error("cannot listen for SIP on {addr}: {source}")]
     Bind {
@@ -49,6 +58,16 @@ pub struct Listening {
     pub udp: SocketAddr,
     /// The TCP listener's address (the same port as UDP).
     pub tcp: SocketAddr,
+    /// The TLS listener's address, when TLS is configured.
+    pub tls: Option<SocketAddr>,
+}
+
+/// SIP over TLS: where to listen, with which certificate.
+pub struct TlsListen {
+    /// The address.
+    pub addr: SocketAddr,
+    /// The server's certificate and key.
+    pub config: Arc<rustls::ServerConfig>,
 }
 
 /// The running transports.
@@ -63,24 +82,44 @@ pub struct Started {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Binds UDP and TCP on `addr` (port 0: one free port for both) and serves until `shutdown`.
+/// Binds UDP and TCP on `addr` (port 0: one free port for both), and TLS when asked, and
+/// serves until `shutdown`.
 pub async fn start(
     addr: SocketAddr,
+    tls: Option<TlsListen>,
     agent: Arc<Agent>,
     shutdown: CancellationToken,
 ) -> Result<Started, TransportError> {
     let (udp, tcp) = bind_pair(addr).await?;
+    let tls = match tls {
+        Some(t) => {
+            let listener =
+                TcpListener::bind(t.addr).await.map_err(|source| TransportError::Bind { addr: t.addr, source })?;
+            Some((listener, tokio_rustls::TlsAcceptor::from(t.config)))
+        }
+        None => None,
+    };
     let listening = Listening {
         udp: udp.local_addr().map_err(|source| TransportError::Bind { addr, source })?,
         tcp: tcp.local_addr().map_err(|source| TransportError::Bind { addr, source })?,
+        tls: match &tls {
+            Some((l, _)) => Some(l.local_addr().map_err(|source| TransportError::Bind { addr, source })?),
+            None => None,
+        },
     };
     let udp = Arc::new(udp);
     let (bridge, layer) = Bridge::start(udp.clone(), shutdown.clone()).await?;
     let b = bridge.clone();
     let task = tokio::spawn(async move {
         let udp_task = tokio::spawn(serve_udp(udp, agent.clone(), b.clone(), shutdown.clone()));
-        serve_tcp(tcp, agent, b, shutdown).await;
+        let tls_task = tls.map(|(listener, acceptor)| {
+            tokio::spawn(serve_streams(listener, Some(acceptor), agent.clone(), b.clone(), shutdown.clone()))
+        });
+        serve_streams(tcp, None, agent, b, shutdown).await;
         let _ = udp_task.await;
+        if let Some(t) = tls_task {
+            let _ = t.await;
+        }
     });
     Ok(Started { listening, bridge, layer, task })
 }
@@ -136,7 +175,14 @@ async fn serve_udp(socket: Arc<UdpSocket>, agent: Arc<Agent>, bridge: Bridge, sh
     }
 }
 
-async fn serve_tcp(listener: TcpListener, agent: Arc<Agent>, bridge: Bridge, shutdown: CancellationToken) {
+/// Accepts TCP connections (TLS ones when `tls` is given) and serves each on its own task.
+async fn serve_streams(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    agent: Arc<Agent>,
+    bridge: Bridge,
+    shutdown: CancellationToken,
+) {
     loop {
         let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -148,20 +194,33 @@ async fn serve_tcp(listener: TcpListener, agent: Arc<Agent>, bridge: Bridge, shu
                 }
             },
         };
-        let (agent, shutdown, bridge) = (agent.clone(), shutdown.clone(), bridge.clone());
+        let (agent, shutdown, bridge, tls) = (agent.clone(), shutdown.clone(), bridge.clone(), tls.clone());
         tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let served = async {
+                match tls {
+                    None => serve_connection(stream, peer, TransportKind::Tcp, agent, &bridge).await,
+                    Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, TransportKind::Tls, agent, &bridge).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "SIP TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "SIP TLS handshake timed out"),
+                    },
+                }
+            };
             tokio::select! {
                 () = shutdown.cancelled() => {}
-                () = serve_connection(stream, peer, agent, &bridge) => {}
+                () = served => {}
             }
             bridge.stream_closed(peer);
         });
     }
 }
 
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, agent: Arc<Agent>, bridge: &Bridge) {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+async fn serve_connection<S>(stream: S, peer: SocketAddr, kind: TransportKind, agent: Arc<Agent>, bridge: &Bridge)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
     // One writer per connection: answers from here and messages from the stack never interleave.
     let (out, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let write_task = tokio::spawn(async move {
@@ -175,15 +234,16 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, agent: Arc<Agent>
             }
         }
     });
-    read_connection(&mut reader, peer, &agent, bridge, &out).await;
+    read_connection(&mut reader, peer, kind, &agent, bridge, &out).await;
     let _ = out.send(Vec::new());
     drop(out);
     let _ = write_task.await;
 }
 
 async fn read_connection(
-    stream: &mut tokio::net::tcp::OwnedReadHalf,
+    stream: &mut (impl AsyncRead + Unpin),
     peer: SocketAddr,
+    kind: TransportKind,
     agent: &Agent,
     bridge: &Bridge,
     out: &super::bridge::StreamWriter,
@@ -197,19 +257,19 @@ async fn read_connection(
                 buf.clear(); // keep-alive CRLFs (RFC 5626 §3.5.1) between messages
                 break;
             }
-            let classified = classify(&buf, TransportKind::Tcp);
+            let classified = classify(&buf, kind);
             if matches!(classified.inbound, Inbound::Incomplete) {
                 break;
             }
             let consumed = classified.consumed.clamp(1, buf.len());
             if let Inbound::Response(response) = classified.inbound {
-                bridge.deliver_stream(rsipstack::sip::SipMessage::Response(*response), peer, out).await;
+                bridge.deliver_stream(rsipstack::sip::SipMessage::Response(*response), peer, kind, out).await;
                 buf.drain(..consumed);
                 continue;
             }
             let reply = agent.handle(classified.inbound, peer.ip());
             if let Some(request) = reply.forward {
-                bridge.deliver_stream(rsipstack::sip::SipMessage::Request(*request), peer, out).await;
+                bridge.deliver_stream(rsipstack::sip::SipMessage::Request(*request), peer, kind, out).await;
             }
             if let Some(bytes) = reply.bytes
                 && out.send(bytes).is_err()

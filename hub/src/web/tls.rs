@@ -5,8 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 
 use crate::config::WebConfig;
@@ -15,15 +13,8 @@ use crate::config::WebConfig;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A certificate or key file cannot be read or parsed.
-    #[error("cannot use TLS {what} {}: {reason}", path.display())]
-    Load {
-        /// `certificate` or `key`.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
+    #[error(transparent)]
+    Load(#[from] crate::pem::PemError),
     /// The generated certificate cannot be stored.
     #[error("cannot write the generated TLS certificate to {}: {source}", path.display())]
     Write {
@@ -75,13 +66,9 @@ pub fn prepare(web: &WebConfig, data_dir: &Path) -> Result<Tls, TlsError> {
             }
         }
     };
-    let certs = load_certs(&cert_path)?;
-    let key = load_key(&key_path)?;
+    let certs = crate::pem::read_certs(&cert_path)?;
     let fingerprint = fingerprint(&certs[0]);
-    let mut config =
-        rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).map_err(|e| {
-            TlsError::Load { what: "key", path: key_path.clone(), reason: format!("does not fit the certificate: {e}") }
-        })?;
+    let mut config = crate::pem::server_config(&cert_path, &key_path)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Tls { server_config: Arc::new(config), fingerprint, source, cert_path })
 }
@@ -90,27 +77,9 @@ pub fn prepare(web: &WebConfig, data_dir: &Path) -> Result<Tls, TlsError> {
 /// `hub config check`.
 pub fn check_files(web: &WebConfig) -> Result<(), TlsError> {
     if let (Some(c), Some(k)) = (&web.tls_cert, &web.tls_key) {
-        load_certs(c)?;
-        load_key(k)?;
+        crate::pem::server_config(c, k)?;
     }
     Ok(())
-}
-
-fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let err = |reason: String| TlsError::Load { what: "certificate", path: path.to_path_buf(), reason };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let certs =
-        CertificateDer::pem_slice_iter(&bytes).collect::<Result<Vec<_>, _>>().map_err(|e| err(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(err("no PEM certificate in the file".into()));
-    }
-    Ok(certs)
-}
-
-fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let err = |reason: String| TlsError::Load { what: "key", path: path.to_path_buf(), reason };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| err(format!("no usable PEM private key ({e})")))
 }
 
 /// `AA:BB:…` SHA-256 of a DER certificate.

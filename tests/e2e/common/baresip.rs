@@ -28,6 +28,12 @@ impl Baresip {
     /// Like [`Baresip::start`], then runs each of `commands` (baresip's `-e`, e.g.
     /// `/dial sip:800@127.0.0.1:5070`) once ready.
     pub fn start_with(account: &str, commands: &[&str]) -> Baresip {
+        Self::start_configured(account, commands, "")
+    }
+
+    /// Like [`Baresip::start_with`], with `extra` lines appended to its config (e.g.
+    /// `sip_transports udp,tls` and `sip_cafile PATH` for SIP over TLS).
+    pub fn start_configured(account: &str, commands: &[&str], extra: &str) -> Baresip {
         assert!(
             Path::new("/usr/bin/baresip").exists(),
             "Debian's baresip-core is not installed (scripts/test installs it)"
@@ -53,6 +59,11 @@ impl Baresip {
              module_app\t\taccount.so\n\
              module_app\t\tmenu.so\n"
         );
+        let config = if extra.contains("sip_transports") {
+            config.replace("sip_transports\t\tudp\n", "") + extra
+        } else {
+            config + extra
+        };
         std::fs::write(dir.path().join("config"), config).unwrap();
         std::fs::write(dir.path().join("accounts"), format!("{account}\n")).unwrap();
         let mut cmd = Command::new("baresip");
