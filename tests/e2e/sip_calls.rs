@@ -278,3 +278,105 @@ fn the_hub_calls_an_extension_through_its_registrar_with_digest_auth() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains("no registrar is configured"), "{:?}", text(&out));
 }
+
+/// A 486 for `request` (its Via, From, To with a tag, Call-ID and CSeq).
+fn busy_for(request: &str) -> String {
+    let mut out = String::from("SIP/2.0 486 Busy Here\r\n");
+    for line in request.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
+        let name = line.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+        match name.as_str() {
+            "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq" => out.push_str(&format!("{line}\r\n")),
+            "to" | "t" => out.push_str(&format!("{line};tag=busy\r\n")),
+            _ => {}
+        }
+    }
+    out + "Content-Length: 0\r\n\r\n"
+}
+
+fn top_via(message: &str) -> String {
+    message
+        .split("\r\n")
+        .find(|l| l.to_ascii_lowercase().starts_with("via:") || l.starts_with("v:"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_request_too_large_for_udp_goes_over_tcp_with_its_via_saying_so() {
+    use std::io::{Read, Write};
+    // A stand-in registrar listening on one port with UDP and TCP; it never answers REGISTER.
+    let (udp, tcp) = loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        if let Ok(tcp) = std::net::TcpListener::bind(udp.local_addr().unwrap()) {
+            break (udp, tcp);
+        }
+    };
+    udp.set_read_timeout(Some(crate::common::WAIT)).unwrap();
+    let uri = format!("sip:{}", udp.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _) = hub_with_ua(
+        dir.path(),
+        &[("HUB_SIP__REGISTRAR", &uri), ("HUB_SIP__USERNAME", "hub"), ("HUB_SIP__PASSWORD", "pw")],
+    );
+
+    // A small INVITE goes over UDP.
+    assert!(run(dir.path(), &["sip", "dial", "201"], &[]).status.success());
+    let mut buf = vec![0u8; 65536];
+    let (invite, from) = loop {
+        let (n, from) = udp.recv_from(&mut buf).expect("an INVITE over UDP");
+        let m = String::from_utf8_lossy(&buf[..n]).to_string();
+        if m.starts_with("INVITE ") {
+            break (m, from);
+        }
+    };
+    assert!(invite.len() <= 1300 && top_via(&invite).contains("SIP/2.0/UDP"), "{invite}");
+    udp.send_to(busy_for(&invite).as_bytes(), from).unwrap();
+    hub.wait_for_event("call not answered", "status", "486");
+
+    // One to a 700-digit extension (Request-URI and To carry it) is over 1300 bytes: TCP.
+    let long = "9".repeat(700);
+    assert!(run(dir.path(), &["sip", "dial", &long], &[]).status.success());
+    tcp.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + crate::common::WAIT;
+    let mut conn = loop {
+        match tcp.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(std::time::Instant::now() < deadline, "the hub never connected over TCP\n{}", hub_log(&hub));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(crate::common::WAIT)).unwrap();
+    let mut got = Vec::new();
+    let invite = loop {
+        let n = conn.read(&mut buf).expect("the large INVITE over TCP");
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .split("\r\n")
+                .find_map(|l| l.strip_prefix("Content-Length:").map(|v| v.trim().parse().unwrap()))
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                break text;
+            }
+        }
+    };
+    assert!(invite.starts_with("INVITE sip:9999"), "{invite}");
+    assert!(invite.len() > 1300, "{}", invite.len());
+    assert!(top_via(&invite).contains("SIP/2.0/TCP"), "the Via names the transport used: {}", top_via(&invite));
+    conn.write_all(busy_for(&invite).as_bytes()).unwrap();
+    // The 486 that came back over TCP ends the hub's transaction like any other answer.
+    let deadline = std::time::Instant::now() + crate::common::WAIT;
+    while hub.log().iter().filter(|l| event_field(l, "call not answered", "status").as_deref() == Some("486")).count()
+        < 2
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", hub_log(&hub));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(calls(dir.path()).is_empty());
+}

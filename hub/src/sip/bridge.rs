@@ -23,6 +23,15 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 /// Where the bytes of a TCP connection's outgoing messages go (its writer task).
 pub type StreamWriter = UnboundedSender<Vec<u8>>;
+
+/// Requests larger than this do not go over UDP (RFC 3261 §18.1.1: within 200 bytes of a path
+/// MTU of 1500, or over 1300 bytes when the MTU is unknown): they go over TCP to the same
+/// address, with the top Via saying so.
+pub const UDP_REQUEST_LIMIT: usize = 1300;
+
+/// Where requests too large for UDP go: the transport opens (or reuses) a TCP connection to the
+/// address and writes the bytes there.
+pub type LargeRequests = UnboundedSender<(SocketAddr, Vec<u8>)>;
 use tokio_util::sync::CancellationToken;
 
 /// Why the bridge could not be set up.
@@ -62,6 +71,7 @@ impl Bridge {
     /// A transport layer for rsipstack whose messages leave through `socket`.
     pub async fn start(
         socket: Arc<UdpSocket>,
+        large: LargeRequests,
         cancel: CancellationToken,
     ) -> Result<(Self, TransportLayer), BridgeError> {
         let local = socket.local_addr().map_err(|e| BridgeError::Stack(e.to_string()))?;
@@ -99,7 +109,13 @@ impl Bridge {
                     tracing::warn!("SIP message from the stack with no destination dropped");
                     continue;
                 };
-                if let Err(e) = socket.send_to(msg.to_string().as_bytes(), to).await {
+                let bytes = msg.to_string().into_bytes();
+                if matches!(msg, SipMessage::Request(_)) && bytes.len() > UDP_REQUEST_LIMIT {
+                    tracing::debug!(%to, len = bytes.len(), "SIP request too large for UDP: sent over TCP");
+                    let _ = large.send((to, via_over_tcp(bytes)));
+                    continue;
+                }
+                if let Err(e) = socket.send_to(&bytes, to).await {
                     tracing::debug!(error = %e, %to, "SIP send failed");
                 }
             }
@@ -177,6 +193,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The request with its top Via's transport changed from UDP to TCP (the transport it will
+/// travel on, where the answer must come back).
+pub fn via_over_tcp(mut bytes: Vec<u8>) -> Vec<u8> {
+    let mut start = 0;
+    while let Some(len) = bytes[start..].windows(2).position(|w| w == b"\r\n") {
+        let line = &bytes[start..start + len];
+        if line.is_empty() {
+            break;
+        }
+        let name_end = line.iter().position(|b| *b == b':').unwrap_or(0);
+        let name = std::str::from_utf8(&line[..name_end]).unwrap_or("").trim();
+        if name.eq_ignore_ascii_case("via") || name.eq_ignore_ascii_case("v") {
+            if let Some(at) = line.windows(11).position(|w| w.eq_ignore_ascii_case(b"SIP/2.0/UDP")) {
+                bytes[start + at + 8..start + at + 11].copy_from_slice(b"TCP");
+            }
+            break;
+        }
+        start += len + 2;
+    }
+    bytes
+}
+
 /// Where a message rsipstack sent through `conn` goes.
 fn destination(msg: &SipMessage, conn: &SipConnection, local: SocketAddr) -> Option<SocketAddr> {
     let peer = conn.get_addr().get_socketaddr().ok();
@@ -187,5 +225,23 @@ fn destination(msg: &SipMessage, conn: &SipConnection, local: SocketAddr) -> Opt
         SipMessage::Request(r) => SipAddr::new(Transport::Udp, r.uri.host_with_port.clone()).get_socketaddr().ok(),
         // Responses to requests received over a peer channel go back through that channel.
         SipMessage::Response(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_top_via_changes_to_tcp() {
+        let req = b"INVITE sip:a@b SIP/2.0\r\nTo: <sip:udp@x>\r\nv: SIP/2.0/udp 1.2.3.4:5;branch=z9hG4bK1\r\n\
+                    Via: SIP/2.0/UDP 5.6.7.8;branch=z9hG4bK2\r\nContent-Length: 0\r\n\r\n"
+            .to_vec();
+        let out = String::from_utf8(via_over_tcp(req)).unwrap();
+        assert!(out.contains("v: SIP/2.0/TCP 1.2.3.4:5"), "{out}");
+        assert!(out.contains("Via: SIP/2.0/UDP 5.6.7.8"), "{out}");
+        assert!(out.contains("To: <sip:udp@x>"), "{out}");
+        let no_via = b"INVITE sip:a@b SIP/2.0\r\n\r\nVia: SIP/2.0/UDP body\r\n".to_vec();
+        assert_eq!(via_over_tcp(no_via.clone()), no_via, "a body is never touched");
     }
 }

@@ -108,10 +108,12 @@ pub async fn start(
         },
     };
     let udp = Arc::new(udp);
-    let (bridge, layer) = Bridge::start(udp.clone(), shutdown.clone()).await?;
+    let (large, large_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (bridge, layer) = Bridge::start(udp.clone(), large, shutdown.clone()).await?;
     let b = bridge.clone();
     let task = tokio::spawn(async move {
         let udp_task = tokio::spawn(serve_udp(udp, agent.clone(), b.clone(), shutdown.clone()));
+        tokio::spawn(send_large(large_rx, agent.clone(), b.clone(), shutdown.clone()));
         let tls_task = tls.map(|(listener, acceptor)| {
             tokio::spawn(serve_streams(listener, Some(acceptor), agent.clone(), b.clone(), shutdown.clone()))
         });
@@ -197,11 +199,14 @@ async fn serve_streams(
         let (agent, shutdown, bridge, tls) = (agent.clone(), shutdown.clone(), bridge.clone(), tls.clone());
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
+            let (out, outgoing) = tokio::sync::mpsc::unbounded_channel();
             let served = async {
                 match tls {
-                    None => serve_connection(stream, peer, TransportKind::Tcp, agent, &bridge).await,
+                    None => serve_connection(stream, peer, TransportKind::Tcp, agent, &bridge, out, outgoing).await,
                     Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, peer, TransportKind::Tls, agent, &bridge).await,
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, peer, TransportKind::Tls, agent, &bridge, out, outgoing).await
+                        }
                         Ok(Err(e)) => tracing::debug!(error = %e, %peer, "SIP TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "SIP TLS handshake timed out"),
                     },
@@ -216,13 +221,21 @@ async fn serve_streams(
     }
 }
 
-async fn serve_connection<S>(stream: S, peer: SocketAddr, kind: TransportKind, agent: Arc<Agent>, bridge: &Bridge)
-where
+/// Serves one TCP or TLS connection: what arrives is read here, what goes out is written by
+/// one writer task fed through `out` (answers from here and messages from the stack never
+/// interleave).
+async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    kind: TransportKind,
+    agent: Arc<Agent>,
+    bridge: &Bridge,
+    out: super::bridge::StreamWriter,
+    mut outgoing: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
-    // One writer per connection: answers from here and messages from the stack never interleave.
-    let (out, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let write_task = tokio::spawn(async move {
         while let Some(bytes) = outgoing.recv().await {
             if bytes.is_empty() {
@@ -238,6 +251,60 @@ where
     let _ = out.send(Vec::new());
     drop(out);
     let _ = write_task.await;
+}
+
+/// Sends requests too large for UDP over TCP connections the hub opens to their destinations
+/// (one per destination, reused while open; answers and requests arriving on them are served
+/// like those on accepted connections).
+async fn send_large(
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<(SocketAddr, Vec<u8>)>,
+    agent: Arc<Agent>,
+    bridge: Bridge,
+    shutdown: CancellationToken,
+) {
+    let open: Arc<std::sync::Mutex<Open>> = Arc::default();
+    loop {
+        let (to, bytes) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = requests.recv() => match r { Some(r) => r, None => return },
+        };
+        let existing = lock_open(&open).get(&to).cloned();
+        if let Some(writer) = existing
+            && writer.send(bytes.clone()).is_ok()
+        {
+            continue;
+        }
+        let stream = match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(to)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, %to, "cannot open TCP for a SIP request too large for UDP");
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!(%to, "TCP connect timed out for a SIP request too large for UDP");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (out, outgoing) = tokio::sync::mpsc::unbounded_channel();
+        let _ = out.send(bytes);
+        lock_open(&open).insert(to, out.clone());
+        let (agent, bridge, shutdown, open) = (agent.clone(), bridge.clone(), shutdown.clone(), open.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = serve_connection(stream, to, TransportKind::Tcp, agent, &bridge, out, outgoing) => {}
+            }
+            bridge.stream_closed(to);
+            lock_open(&open).remove(&to);
+        });
+    }
+}
+
+type Open = std::collections::HashMap<SocketAddr, super::bridge::StreamWriter>;
+
+fn lock_open(m: &std::sync::Mutex<Open>) -> std::sync::MutexGuard<'_, Open> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn read_connection(
