@@ -320,6 +320,9 @@ async fn start_sip(
     let layer = Arc::new(rsipstack::dialog::dialog_layer::DialogLayer::new(endpoint.inner.clone()));
     let service = Arc::new(sip::calls::CallService::new(layer, table.clone(), app, settings));
     let calls = tokio::spawn(service.clone().serve(incoming, shutdown.clone()));
+    if !config.sip.overload_lag.is_zero() {
+        sip::overload::spawn(table.clone(), config.sip.overload_lag, shutdown.clone());
+    }
     let control = match sip::control::serve(&config.store.data_dir, service.clone(), shutdown.clone()) {
         Ok(task) => Some(task),
         Err(e) => {

@@ -6,7 +6,8 @@
 //! rate for `BENCH_SIP_SECS` seconds (default 60), with one SIPp per 3,000 calls/s (SIPp is
 //! single-threaded). It reports successful and failed calls, SIPp's retransmissions, and the
 //! hub's CPU (from /proc: user+system time over wall time) and peak RSS.
-//! Rates: `BENCH_SIP_RATES` (default `1500,3000,4000`).
+//! Rates: `BENCH_SIP_RATES` (default `1500,3000,4000`). The hub sheds load at its default
+//! `[sip] overload_lag`; `BENCH_SIP_OVERLOAD_LAG=0s` measures it without shedding.
 //!
 //! Then the memory per established dialog: a fresh hub holds `BENCH_SIP_HELD` calls (default
 //! 5,000; `uac_until_hangup.xml`), and the RSS growth over an idle hub is divided by them.
@@ -77,6 +78,7 @@ impl HubProcess {
             .env("HUB_SIP__LISTEN", "127.0.0.1:0")
             .env("HUB_SIP__MAX_CALLS", "100000")
             .env("HUB_SIP__RTP_TIMEOUT", "0s")
+            .env("HUB_SIP__OVERLOAD_LAG", env_or("BENCH_SIP_OVERLOAD_LAG", "50ms"))
             .args(["--bind", "127.0.0.1:0", "--log-format", "json", "serve"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

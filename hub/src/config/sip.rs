@@ -46,6 +46,10 @@ pub struct SipConfig {
     /// `0s`: never.
     #[serde(with = "humantime_serde")]
     pub rtp_timeout: Duration,
+    /// When the hub's scheduling falls this far behind (three times in a row), new calls get
+    /// `503` with `Retry-After: 5` until it has caught up for 2 s; `0s`: never shed.
+    #[serde(with = "humantime_serde")]
+    pub overload_lag: Duration,
 }
 
 impl Default for SipConfig {
@@ -64,6 +68,7 @@ impl Default for SipConfig {
             max_calls: 5000,
             ring: Duration::ZERO,
             rtp_timeout: Duration::from_secs(60),
+            overload_lag: Duration::from_millis(50),
         }
     }
 }
@@ -154,6 +159,9 @@ impl SipConfig {
         }
         if self.ring > Duration::from_secs(60) {
             out.push(Problem::new("sip.ring", "must be at most 60s"));
+        }
+        if !self.overload_lag.is_zero() && self.overload_lag < Duration::from_millis(20) {
+            out.push(Problem::new("sip.overload_lag", "must be 0s (off) or at least 20ms"));
         }
         if !self.rtp_timeout.is_zero() && self.rtp_timeout < Duration::from_secs(1) {
             out.push(Problem::new("sip.rtp_timeout", "must be 0s (off) or at least 1s"));

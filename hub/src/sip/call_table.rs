@@ -26,6 +26,10 @@ pub enum AdmitError {
     /// The hub is stopping: the INVITE gets `503 Service Unavailable`.
     #[error("the user agent is shutting down")]
     Closing,
+    /// The hub is falling behind ([`super::overload`]): the INVITE gets `503` with a short
+    /// `Retry-After`.
+    #[error("the user agent is overloaded")]
+    Overloaded,
 }
 
 /// Where a call is in its life.
@@ -164,6 +168,8 @@ pub struct CallTable {
     next_id: AtomicU64,
     max: usize,
     closing: AtomicBool,
+    shedding: AtomicBool,
+    shed: AtomicU64,
     emptied: Notify,
 }
 
@@ -175,6 +181,8 @@ impl CallTable {
             next_id: AtomicU64::new(1),
             max,
             closing: AtomicBool::new(false),
+            shedding: AtomicBool::new(false),
+            shed: AtomicU64::new(0),
             emptied: Notify::new(),
         }
     }
@@ -183,6 +191,10 @@ impl CallTable {
     pub fn admit(&self, view: CallView, commands: UnboundedSender<CallCommand>) -> Result<Arc<CallSlot>, AdmitError> {
         if self.closing.load(Ordering::Acquire) {
             return Err(AdmitError::Closing);
+        }
+        if self.shedding.load(Ordering::Relaxed) {
+            self.shed.fetch_add(1, Ordering::Relaxed);
+            return Err(AdmitError::Overloaded);
         }
         let mut calls = lock(&self.calls);
         if calls.len() >= self.max {
@@ -193,6 +205,14 @@ impl CallTable {
             Arc::new(CallSlot { id, view: Mutex::new(CallView { id, ..view }), leg: Mutex::new(None), commands });
         calls.insert(id, slot.clone());
         Ok(slot)
+    }
+
+    /// Starts or stops refusing new calls because the hub is overloaded; returns how many were
+    /// refused since shedding last started.
+    pub fn set_shedding(&self, on: bool) -> u64 {
+        let refused = self.shed.swap(0, Ordering::Relaxed);
+        self.shedding.store(on, Ordering::Relaxed);
+        if on { 0 } else { refused }
     }
 
     /// Removes a call that has ended.
@@ -273,6 +293,21 @@ mod tests {
         table.remove(a.id);
         assert!(table.admit(view(), tx.clone()).is_ok());
         assert_eq!(table.list().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn shedding_refuses_new_calls_counts_them_and_keeps_live_ones() {
+        let table = CallTable::new(10);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let live = table.admit(view(), tx.clone()).unwrap();
+        assert_eq!(table.set_shedding(true), 0);
+        for _ in 0..3 {
+            assert_eq!(table.admit(view(), tx.clone()).err(), Some(AdmitError::Overloaded));
+        }
+        assert_eq!(table.list().len(), 1, "the live call stays");
+        assert_eq!(table.set_shedding(false), 3);
+        assert!(table.admit(view(), tx.clone()).is_ok());
+        table.remove(live.id);
     }
 
     #[tokio::test]

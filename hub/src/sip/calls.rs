@@ -2,7 +2,7 @@
 //!
 //! [`CallService::serve`] takes every server transaction rsipstack creates:
 //! - a new INVITE is admitted ([`CallTable::admit`]: `486` beyond `max_calls`, `503` while
-//!   stopping), its SDP offer answered ([`super::sdp`]: `488` with no common codec, `400` when
+//!   stopping or overloaded, see [`super::overload`]), its SDP offer answered ([`super::sdp`]: `488` with no common codec, `400` when
 //!   unreadable), a media leg opened, and a call task started ([`super::call`]);
 //! - a request inside a dialog goes to that dialog (BYE, INFO, re-INVITE, UPDATE, NOTIFY, ACK,
 //!   CANCEL through the INVITE's transaction);
@@ -147,11 +147,17 @@ impl CallService {
             Err(e) => {
                 let status = match e {
                     AdmitError::Full(_) => StatusCode::BusyHere,
-                    AdmitError::Closing => StatusCode::ServiceUnavailable,
+                    AdmitError::Closing | AdmitError::Overloaded => StatusCode::ServiceUnavailable,
                 };
-                tracing::info!(error = %e, "call refused");
+                // Under overload one line per refused call would add to the load.
+                if e == AdmitError::Overloaded {
+                    tracing::debug!(error = %e, "call refused");
+                } else {
+                    tracing::info!(error = %e, "call refused");
+                }
                 let headers = match e {
                     AdmitError::Closing => vec![Header::Other("Retry-After".into(), "30".into())],
+                    AdmitError::Overloaded => vec![Header::Other("Retry-After".into(), "5".into())],
                     AdmitError::Full(_) => vec![],
                 };
                 drop(_enter);

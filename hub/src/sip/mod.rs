@@ -18,6 +18,7 @@
 //!  calls.rs      server transactions → admission, answer, dialog routing
 //!  call.rs       one call's life: ring, answer, re-INVITE, INFO, REFER/NOTIFY, timers, end
 //!  call_table.rs the live calls: limit, listing, hang up / transfer from outside
+//!  overload.rs   scheduling lag → new calls get 503 until the hub catches up
 //!  dtmf_info.rs  digits in SIP INFO bodies
 //!  control.rs    the local socket `hub sip calls|hangup|transfer` talk to
 //! ```
@@ -32,6 +33,7 @@ pub mod dtmf_info;
 pub mod media_port;
 pub mod message;
 pub mod nonce_reuse;
+pub mod overload;
 pub mod registration;
 pub mod sdp;
 pub mod status;

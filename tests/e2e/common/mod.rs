@@ -148,6 +148,9 @@ impl Hub {
         cmd.args(["--bind", "127.0.0.1:0", "--log-format", "json", "serve"]).args(extra);
         // Tests run in parallel: the SIP user agent (when a test turns it on) takes a free port.
         cmd.env("HUB_SIP__LISTEN", "127.0.0.1:0");
+        // Debug builds sharing two cores with browsers and other hubs stall in ways the
+        // production default (50 ms) would read as overload and answer a test's INVITE 503.
+        cmd.env("HUB_SIP__OVERLOAD_LAG", "1s");
         for (k, v) in env {
             cmd.env(k, v);
         }
