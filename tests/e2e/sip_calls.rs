@@ -380,3 +380,65 @@ fn a_request_too_large_for_udp_goes_over_tcp_with_its_via_saying_so() {
     }
     assert!(calls(dir.path()).is_empty());
 }
+
+/// A response to `request` with `status` (its Via, From, To with a tag, Call-ID and CSeq).
+fn response_to(request: &str, status: &str, cseq: Option<&str>) -> String {
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for line in request.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
+        let name = line.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+        match name.as_str() {
+            "via" | "v" | "from" | "f" | "call-id" | "i" => out.push_str(&format!("{line}\r\n")),
+            "cseq" => out.push_str(&format!("CSeq: {}\r\n", cseq.unwrap_or(line.split_once(':').unwrap().1.trim()))),
+            "to" | "t" => out.push_str(&format!("{line};tag=ringing\r\n")),
+            _ => {}
+        }
+    }
+    out + "Content-Length: 0\r\n\r\n"
+}
+
+#[test]
+fn an_operator_hangs_up_a_call_out_while_it_rings_and_the_hub_cancels_it() {
+    // A stand-in registrar that lets the call ring; it never answers REGISTER.
+    let registrar = UdpSocket::bind("127.0.0.1:0").unwrap();
+    registrar.set_read_timeout(Some(crate::common::WAIT)).unwrap();
+    let uri = format!("sip:{}", registrar.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _) = hub_with_ua(
+        dir.path(),
+        &[("HUB_SIP__REGISTRAR", &uri), ("HUB_SIP__USERNAME", "hub"), ("HUB_SIP__PASSWORD", "pw")],
+    );
+    let mut buf = vec![0u8; 65536];
+    let mut next = |method: &str| loop {
+        let (n, from) = registrar.recv_from(&mut buf).unwrap_or_else(|e| panic!("no {method}: {e}\n{}", hub_log(&hub)));
+        let m = String::from_utf8_lossy(&buf[..n]).to_string();
+        if m.starts_with(&format!("{method} ")) {
+            break (m, from);
+        }
+    };
+    let out = run(dir.path(), &["sip", "dial", "202"], &[]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let id = text(&out)
+        .0
+        .split_whitespace()
+        .find_map(|w| w.trim_end_matches(':').parse::<u64>().ok())
+        .expect("the call id")
+        .to_string();
+    let (invite, hub_addr) = next("INVITE");
+    registrar.send_to(response_to(&invite, "180 Ringing", None).as_bytes(), hub_addr).unwrap();
+    let deadline = std::time::Instant::now() + crate::common::WAIT;
+    while calls(dir.path()).first().and_then(|c| c["state"].as_str().map(str::to_owned)).as_deref() != Some("ringing") {
+        assert!(std::time::Instant::now() < deadline, "{:?}\n{}", calls(dir.path()), hub_log(&hub));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    assert!(run(dir.path(), &["sip", "hangup", &id], &[]).status.success());
+    let (cancel, _) = next("CANCEL");
+    let invite_cseq = invite.split("\r\n").find_map(|l| l.strip_prefix("CSeq: ")).unwrap().to_string();
+    assert!(cancel.contains(&format!("CSeq: {}", invite_cseq.replace("INVITE", "CANCEL"))), "{cancel}");
+    registrar.send_to(response_to(&cancel, "200 OK", None).as_bytes(), hub_addr).unwrap();
+    registrar.send_to(response_to(&invite, "487 Request Terminated", None).as_bytes(), hub_addr).unwrap();
+    let (ack, _) = next("ACK");
+    assert!(ack.contains("tag=ringing"), "{ack}");
+    hub.wait_for_event("call not answered", "status", "487");
+    assert!(calls(dir.path()).is_empty());
+}

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::call::{self, CallSetup};
-use super::call_table::{AdmitError, CallTable, CallView};
+use super::call_table::{AdmitError, CallCommand, CallTable, CallView};
 use super::media_port::{CallInfo, MediaApp};
 use super::sdp::{self, LocalSession, SdpError};
 
@@ -327,9 +327,41 @@ impl CallService {
         tokio::spawn(
             async move {
                 let (state_tx, state_rx) = service.layer.new_dialog_state_channel();
-                let answered = service.layer.do_invite(option, state_tx).await;
+                let (dialog, mut invite) = match service.layer.do_invite_async(option, state_tx) {
+                    Ok(started) => started,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "call failed");
+                        service.table.remove(id);
+                        return;
+                    }
+                };
+                // While it rings, an operator's hang-up cancels it (CANCEL, then the 487).
+                let mut command_rx = command_rx;
+                let (mut commands_open, mut cancelled) = (true, false);
+                let answered = loop {
+                    tokio::select! {
+                        r = &mut invite => break match r {
+                            Ok(Ok(r)) => Ok(r),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        },
+                        c = command_rx.recv(), if commands_open => match c {
+                            Some(CallCommand::Hangup { .. }) if !cancelled => {
+                                tracing::info!("call cancelled before the answer");
+                                cancelled = true;
+                                if let Err(e) = dialog.cancel().await {
+                                    tracing::warn!(error = %e, "CANCEL failed");
+                                }
+                            }
+                            Some(_) => {}
+                            None => commands_open = false,
+                        },
+                    }
+                };
                 let (dialog, response) = match answered {
-                    Ok((dialog, Some(r))) if r.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful => {
+                    Ok((_, Some(r)))
+                        if r.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful && !cancelled =>
+                    {
                         (dialog, r)
                     }
                     Ok((_, r)) => {
