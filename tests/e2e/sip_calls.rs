@@ -279,18 +279,9 @@ fn the_hub_calls_an_extension_through_its_registrar_with_digest_auth() {
     assert!(text(&out).1.contains("no registrar is configured"), "{:?}", text(&out));
 }
 
-/// A 486 for `request` (its Via, From, To with a tag, Call-ID and CSeq).
+/// A 486 for `request`.
 fn busy_for(request: &str) -> String {
-    let mut out = String::from("SIP/2.0 486 Busy Here\r\n");
-    for line in request.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
-        let name = line.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
-        match name.as_str() {
-            "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq" => out.push_str(&format!("{line}\r\n")),
-            "to" | "t" => out.push_str(&format!("{line};tag=busy\r\n")),
-            _ => {}
-        }
-    }
-    out + "Content-Length: 0\r\n\r\n"
+    response_to(request, "486 Busy Here", "busy")
 }
 
 fn top_via(message: &str) -> String {
@@ -381,15 +372,15 @@ fn a_request_too_large_for_udp_goes_over_tcp_with_its_via_saying_so() {
     assert!(calls(dir.path()).is_empty());
 }
 
-/// A response to `request` with `status` (its Via, From, To with a tag, Call-ID and CSeq).
-fn response_to(request: &str, status: &str, cseq: Option<&str>) -> String {
+/// A response to `request` with `status`: its Via, From, Call-ID and CSeq, and its To with
+/// `tag`.
+fn response_to(request: &str, status: &str, tag: &str) -> String {
     let mut out = format!("SIP/2.0 {status}\r\n");
     for line in request.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
         let name = line.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
         match name.as_str() {
-            "via" | "v" | "from" | "f" | "call-id" | "i" => out.push_str(&format!("{line}\r\n")),
-            "cseq" => out.push_str(&format!("CSeq: {}\r\n", cseq.unwrap_or(line.split_once(':').unwrap().1.trim()))),
-            "to" | "t" => out.push_str(&format!("{line};tag=ringing\r\n")),
+            "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq" => out.push_str(&format!("{line}\r\n")),
+            "to" | "t" => out.push_str(&format!("{line};tag={tag}\r\n")),
             _ => {}
         }
     }
@@ -424,7 +415,7 @@ fn an_operator_hangs_up_a_call_out_while_it_rings_and_the_hub_cancels_it() {
         .expect("the call id")
         .to_string();
     let (invite, hub_addr) = next("INVITE");
-    registrar.send_to(response_to(&invite, "180 Ringing", None).as_bytes(), hub_addr).unwrap();
+    registrar.send_to(response_to(&invite, "180 Ringing", "ringing").as_bytes(), hub_addr).unwrap();
     let deadline = std::time::Instant::now() + crate::common::WAIT;
     while calls(dir.path()).first().and_then(|c| c["state"].as_str().map(str::to_owned)).as_deref() != Some("ringing") {
         assert!(std::time::Instant::now() < deadline, "{:?}\n{}", calls(dir.path()), hub_log(&hub));
@@ -435,8 +426,8 @@ fn an_operator_hangs_up_a_call_out_while_it_rings_and_the_hub_cancels_it() {
     let (cancel, _) = next("CANCEL");
     let invite_cseq = invite.split("\r\n").find_map(|l| l.strip_prefix("CSeq: ")).unwrap().to_string();
     assert!(cancel.contains(&format!("CSeq: {}", invite_cseq.replace("INVITE", "CANCEL"))), "{cancel}");
-    registrar.send_to(response_to(&cancel, "200 OK", None).as_bytes(), hub_addr).unwrap();
-    registrar.send_to(response_to(&invite, "487 Request Terminated", None).as_bytes(), hub_addr).unwrap();
+    registrar.send_to(response_to(&cancel, "200 OK", "ringing").as_bytes(), hub_addr).unwrap();
+    registrar.send_to(response_to(&invite, "487 Request Terminated", "ringing").as_bytes(), hub_addr).unwrap();
     let (ack, _) = next("ACK");
     assert!(ack.contains("tag=ringing"), "{ack}");
     hub.wait_for_event("call not answered", "status", "487");

@@ -130,15 +130,6 @@ fn options_answered(port: u16, n: u32) -> bool {
 impl Drop for Kamailio {
     fn drop(&mut self) {
         // SIGTERM lets the main process stop its worker children; SIGKILL would orphan them.
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        super::terminate(&mut self.child, Duration::from_secs(5));
     }
 }

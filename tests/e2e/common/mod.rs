@@ -283,3 +283,18 @@ pub fn event_field(line: &str, message: &str, field: &str) -> Option<String> {
         other => Some(other.to_string()),
     }
 }
+
+/// Stops a test peer: SIGTERM (so it can unregister or stop its children), then SIGKILL when it
+/// has not exited within `grace`.
+pub fn terminate(child: &mut std::process::Child, grace: Duration) {
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
