@@ -178,6 +178,11 @@ enum StartError {
 /// `hub serve`: runs until SIGINT or SIGTERM, then drains and stops.
 async fn serve(config: Config) -> Exit {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Each call holds two RTP/RTCP sockets: take every descriptor the system allows.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
     let Started { listener, tls, store, parts } = match start(&config).await {
         Ok(started) => started,
         Err(e) => {
@@ -295,10 +300,9 @@ async fn start_sip(
     let stack = tokio::spawn(async move {
         let _ = inner.serve().await;
     });
-    // Calls: answered by the RTP echo until the IVR engine takes its place behind the same port.
-    let ports =
-        crate::media::ports::PortRange::new(listening.udp.ip(), config.media.rtp_port_min, config.media.rtp_port_max);
-    let app: Arc<dyn sip::media_port::MediaApp> = Arc::new(crate::media::echo::EchoApp::new(ports));
+    // Calls: the media engine runs the built-in app of the dialled number (the echo test for
+    // numbers without one).
+    let app: Arc<dyn sip::media_port::MediaApp> = media_apps(config, listening.udp.ip())?;
     let table = Arc::new(sip::call_table::CallTable::new(usize::try_from(config.sip.max_calls).unwrap_or(usize::MAX)));
     let settings = sip::calls::CallSettings {
         ring: config.sip.ring,
@@ -510,4 +514,30 @@ async fn shutdown_signal() {
         () = ctrl_c => tracing::info!(signal = "SIGINT", "signal received"),
         () = term => tracing::info!(signal = "SIGTERM", "signal received"),
     }
+}
+
+/// The media engine and the built-in apps of `[media.numbers]`.
+fn media_apps(
+    config: &Config,
+    ip: std::net::IpAddr,
+) -> Result<Arc<crate::media::apps::Apps>, sip::transport::TransportError> {
+    use crate::media::{echo::EchoApp, engine, ports::PortRange, recorder::RecordOptions};
+    let m = &config.media;
+    let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+    let settings = engine::EngineSettings {
+        prompts_dir: m.prompts_dir.clone(),
+        recordings_dir: config.voicemail.recordings_dir.clone(),
+        inband_dtmf: m.inband_dtmf,
+        record: RecordOptions {
+            max_ms: Some(millis(config.voicemail.max_message)),
+            silence_threshold_dbfs: m.silence_threshold_dbfs,
+            silence_ms: (!m.record_silence.is_zero()).then(|| millis(m.record_silence)),
+            ..RecordOptions::default()
+        },
+        pacer_threads: m.pacer_threads,
+    };
+    let engine = engine::Engine::new(PortRange::new(ip, m.rtp_port_min, m.rtp_port_max), settings)
+        .map_err(|e| sip::transport::TransportError::Bridge(sip::bridge::BridgeError::Stack(e.to_string())))?;
+    let echo = EchoApp::new(PortRange::new(ip, m.rtp_port_min, m.rtp_port_max));
+    Ok(Arc::new(crate::media::apps::Apps::new(engine, echo, m.numbers.clone())))
 }

@@ -113,24 +113,6 @@ impl Drop for HubProcess {
     }
 }
 
-/// User+system CPU seconds of `pid`.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, r)| r.split(' ').collect()).unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields after the command: state is index 0, utime 11, stime 12; 100 ticks per second.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn sipp(scenario: &str, target: &str, rate: u32, calls: u32, stats: &Path, limit: u64) -> Child {
     let port = free_udp_port();
     Command::new("sipp")
@@ -171,7 +153,7 @@ fn run_rate(hub: &HubProcess, rate: u32, secs: u64) -> Outcome {
     let instances = rate.div_ceil(PER_SIPP);
     let each = rate / instances;
     let stats_dir = tempfile::tempdir().unwrap();
-    let cpu0 = cpu_seconds(hub.pid());
+    let cpu0 = report::cpu_seconds(hub.pid());
     let started = Instant::now();
     let mut runs: Vec<(Child, std::path::PathBuf)> = (0..instances)
         .map(|i| {
@@ -182,11 +164,11 @@ fn run_rate(hub: &HubProcess, rate: u32, secs: u64) -> Outcome {
         .collect();
     let mut peak = 0;
     while runs.iter_mut().any(|(c, _)| c.try_wait().ok().flatten().is_none()) {
-        peak = peak.max(rss_kib(hub.pid()));
+        peak = peak.max(report::rss_kib(hub.pid()));
         std::thread::sleep(Duration::from_millis(250));
     }
     let wall = started.elapsed().as_secs_f64();
-    let cpu = (cpu_seconds(hub.pid()) - cpu0) / wall;
+    let cpu = (report::cpu_seconds(hub.pid()) - cpu0) / wall;
     let mut out = Outcome { ok: 0, failed: 0, retransmissions: 0, cpu, peak_rss_kib: peak };
     for (_, stats) in &runs {
         let csv = std::fs::read_to_string(stats).unwrap_or_default();
@@ -205,7 +187,7 @@ fn held_dialogs(hub: &HubProcess, n: u32) -> f64 {
     let _ = w.wait();
     // Let the warm-up's finished transactions expire (64·T1 = 32 s).
     std::thread::sleep(Duration::from_secs(u64::from(settle_secs())));
-    let base = rss_kib(hub.pid());
+    let base = report::rss_kib(hub.pid());
     let stats = warm.path().join("held.csv");
     let mut holder = sipp("uac_until_hangup.xml", &hub.sip, 1000, n, &stats, 600);
     // Up when the control socket lists them all; then wait out the INVITE transactions.
@@ -232,7 +214,7 @@ fn held_dialogs(hub: &HubProcess, n: u32) -> f64 {
         std::thread::sleep(Duration::from_millis(500));
     }
     std::thread::sleep(Duration::from_secs(u64::from(settle_secs())));
-    let held = rss_kib(hub.pid());
+    let held = report::rss_kib(hub.pid());
     let _ = holder.kill();
     let _ = holder.wait();
     held.saturating_sub(base) as f64 / f64::from(n)

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod config;
 mod demo;
+mod media;
 mod pbx_cli;
 mod provision;
 mod serve;

@@ -125,7 +125,20 @@ pub async fn calls(data_dir: &Path, json: bool) -> Exit {
 
 fn calls_table(calls: &[CallView]) -> String {
     let now = crate::model::Timestamp::now();
-    let mut table = Table::new(vec!["ID", "STATE", "FROM", "TO", "CODEC", "AGE", "RTP IN/OUT", "REMOTE RTP", "DIGITS"]);
+    let mut table = Table::new(vec![
+        "ID",
+        "STATE",
+        "FROM",
+        "TO",
+        "CODEC",
+        "AGE",
+        "RTP IN/OUT",
+        "LOST",
+        "JITTER",
+        "LATE",
+        "REMOTE RTP",
+        "DIGITS",
+    ]);
     for c in calls {
         let age = now.to_system_time().duration_since(c.started_at.to_system_time()).unwrap_or_default();
         table.row(vec![
@@ -136,6 +149,9 @@ fn calls_table(calls: &[CallView]) -> String {
             c.codec.clone().unwrap_or_else(|| "-".into()),
             humantime::format_duration(Duration::from_secs(age.as_secs())).to_string(),
             format!("{}/{}", c.media.packets_in, c.media.packets_out),
+            format!("{}", c.media.lost),
+            format!("{:.1} ms", c.media.jitter_ms),
+            format!("{}", c.media.late),
             c.remote_rtp.map_or_else(|| "-".into(), |a| a.to_string()),
             c.media.digits.clone(),
         ]);

@@ -1,5 +1,8 @@
-//! `[media]`: RTP ports and the ICE servers handed to browsers.
+//! `[media]`: RTP ports, the ICE servers handed to browsers, the media engine and the
+//! built-in apps of dialled numbers.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +30,34 @@ pub struct MediaConfig {
     /// Lifetime of a TURN credential.
     #[serde(with = "humantime_serde")]
     pub turn_ttl: Duration,
+    /// Directory of prompt files (WAV, MP3, OGG/Vorbis, FLAC) named by apps and scripts.
+    pub prompts_dir: PathBuf,
+    /// Threads of the pacer that sends every call's RTP on the packet-time grid.
+    pub pacer_threads: usize,
+    /// Listen for DTMF tones in the audio of callers that negotiated no RFC 4733 events.
+    pub inband_dtmf: bool,
+    /// A recording stops after this long below `silence_threshold_dbfs` (0s: never).
+    #[serde(with = "humantime_serde")]
+    pub record_silence: Duration,
+    /// The level under which the caller counts as silent, in dBFS.
+    pub silence_threshold_dbfs: f32,
+    /// Dialled number → built-in app (`echo`, `playback`, `record`); other numbers echo.
+    pub numbers: BTreeMap<String, MediaApp>,
+}
+
+/// A built-in app for a dialled number, as Asterisk's Echo(), Playback() and Record() are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "app", rename_all = "lowercase", deny_unknown_fields)]
+pub enum MediaApp {
+    /// The caller hears itself: checks audio both ways.
+    Echo,
+    /// Plays `prompt` (a file in `prompts_dir`) and hangs up.
+    Playback {
+        /// The prompt file, relative to `prompts_dir`.
+        prompt: String,
+    },
+    /// Beep, record until `#`, silence or `[voicemail] max_message`, play it back, hang up.
+    Record,
 }
 
 impl Default for MediaConfig {
@@ -39,6 +70,12 @@ impl Default for MediaConfig {
             turn_urls: Vec::new(),
             turn_secret: Secret::default(),
             turn_ttl: Duration::from_secs(3600),
+            prompts_dir: PathBuf::from("prompts"),
+            pacer_threads: 2,
+            inband_dtmf: true,
+            record_silence: Duration::from_secs(5),
+            silence_threshold_dbfs: -45.0,
+            numbers: BTreeMap::from([("*43".to_string(), MediaApp::Echo), ("*45".to_string(), MediaApp::Record)]),
         }
     }
 }
@@ -69,6 +106,24 @@ impl MediaConfig {
         }
         if self.turn_ttl < Duration::from_secs(60) {
             out.push(Problem::new("media.turn_ttl", "must be at least 60s"));
+        }
+        if !(1..=16).contains(&self.pacer_threads) {
+            out.push(Problem::new("media.pacer_threads", "must be 1 to 16"));
+        }
+        if !(-90.0..=0.0).contains(&self.silence_threshold_dbfs) {
+            out.push(Problem::new("media.silence_threshold_dbfs", "must be between -90 and 0"));
+        }
+        for (number, app) in &self.numbers {
+            let key = format!("media.numbers.{number}");
+            if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#') {
+                out.push(Problem::new(&key, "a dialled number has digits, * and # only"));
+            }
+            if let MediaApp::Playback { prompt } = app
+                && (prompt.is_empty()
+                    || !std::path::Path::new(prompt).components().all(|c| matches!(c, std::path::Component::Normal(_))))
+            {
+                out.push(Problem::new(&key, format!("prompt {prompt:?} must be a file inside prompts_dir")));
+            }
         }
     }
 }

@@ -27,7 +27,7 @@ pub use auth::{AuthConfig, ClaimsConfig};
 pub use calls::CallsConfig;
 pub use error::{ConfigError, Origin};
 pub use ivr::IvrConfig;
-pub use media::MediaConfig;
+pub use media::{MediaApp, MediaConfig};
 pub use pbx::{AmiAuth, AmiTarget, ExtensionRange, PbxConfig};
 pub use sip::{SipConfig, Switch};
 pub use store::{Backend, StoreConfig};

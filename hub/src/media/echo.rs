@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::ports::PortRange;
+use super::rtp_stats::ReceiveStats;
 use crate::sip::media_port::{CallInfo, Digit, LegEvents, LegStats, MediaApp, MediaError, MediaLeg};
 use crate::sip::sdp::{AudioCodec, Direction, MediaParams};
 
@@ -53,6 +54,7 @@ impl MediaApp for EchoApp {
             packets_out: AtomicU64::new(0),
             last_in: Mutex::new(Instant::now()),
             digits: Mutex::new(String::new()),
+            received: Mutex::new(ReceiveStats::new(8000)),
         });
         let (params, params_rx) = watch::channel(None);
         let stop = CancellationToken::new();
@@ -67,6 +69,7 @@ struct Shared {
     packets_out: AtomicU64,
     last_in: Mutex<Instant>,
     digits: Mutex<String>,
+    received: Mutex<ReceiveStats>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -118,11 +121,15 @@ impl MediaLeg for EchoLeg {
 
     fn stats(&self) -> LegStats {
         let idle = lock(&self.shared.last_in).elapsed();
+        let received = lock(&self.shared.received);
         LegStats {
             packets_in: self.shared.packets_in.load(Ordering::Relaxed),
             packets_out: self.shared.packets_out.load(Ordering::Relaxed),
             idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
             digits: lock(&self.shared.digits).clone(),
+            lost: received.lost(),
+            jitter_ms: (received.jitter_ms() * 10.0).round() / 10.0,
+            ..LegStats::default()
         }
     }
 }
@@ -201,7 +208,13 @@ async fn run(
             continue;
         }
         shared.packets_in.fetch_add(1, Ordering::Relaxed);
-        *lock(&shared.last_in) = Instant::now();
+        let now = Instant::now();
+        *lock(&shared.last_in) = now;
+        {
+            let mut received = lock(&shared.received);
+            received.set_clock_rate(current.codec.clock_rate());
+            received.packet(header.ssrc, header.sequence_number, header.timestamp, now);
+        }
         let payload = packet;
         if Some(header.payload_type) == current.dtmf_payload_type {
             if let Some(d) = echo.event_end(header.timestamp, payload) {

@@ -23,6 +23,25 @@ impl PortRange {
         Self { ip, min: first, count, cursor: AtomicU32::new(rand::random::<u32>() % count.max(1)) }
     }
 
+    /// Two bound, non-blocking UDP sockets on the next free even port and the odd one above it:
+    /// RTP and RTCP (RFC 3550 §11).
+    pub fn bind_pair(&self) -> std::io::Result<(UdpSocket, UdpSocket)> {
+        let mut last = None;
+        for _ in 0..8 {
+            let rtp = self.bind()?;
+            let mut rtcp_addr = rtp.local_addr()?;
+            rtcp_addr.set_port(rtcp_addr.port() + 1);
+            match UdpSocket::bind(rtcp_addr) {
+                Ok(rtcp) => {
+                    rtcp.set_nonblocking(true)?;
+                    return Ok((rtp, rtcp));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no free RTP/RTCP port pair")))
+    }
+
     /// A bound, non-blocking UDP socket on the next free even port.
     pub fn bind(&self) -> std::io::Result<UdpSocket> {
         let mut last = None;
@@ -58,5 +77,13 @@ mod tests {
         let pa = a.local_addr().unwrap().port();
         drop(a);
         assert_ne!(range.bind().unwrap().local_addr().unwrap().port(), pa);
+    }
+
+    #[test]
+    fn a_pair_is_an_even_port_and_the_next_one() {
+        let range = PortRange::new("127.0.0.1".parse().unwrap(), 41200, 41300);
+        let (rtp, rtcp) = range.bind_pair().unwrap();
+        let (p, q) = (rtp.local_addr().unwrap().port(), rtcp.local_addr().unwrap().port());
+        assert!(p % 2 == 0 && q == p + 1, "{p} {q}");
     }
 }

@@ -103,6 +103,9 @@ pub async fn run(mut setup: CallSetup, layer: Arc<DialogLayer>, table: Arc<CallT
         ended = %ended,
         packets_in = media.packets_in,
         packets_out = media.packets_out,
+        lost = media.lost,
+        jitter_ms = media.jitter_ms,
+        late = media.late,
         digits = %media.digits,
         "call ended"
     );

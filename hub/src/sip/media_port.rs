@@ -54,7 +54,8 @@ pub enum LegEvent {
 pub type LegEvents = UnboundedSender<LegEvent>;
 
 /// Counters a leg keeps, shown by `hub sip calls` and used for the RTP inactivity timeout.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct LegStats {
     /// RTP packets received.
     pub packets_in: u64,
@@ -62,8 +63,22 @@ pub struct LegStats {
     pub packets_out: u64,
     /// Milliseconds since the last RTP packet arrived (since the leg opened when none did).
     pub idle_ms: u64,
-    /// Digits received so far (RFC 4733 or SIP INFO), oldest first, at most the last 32.
+    /// Digits received so far (RFC 4733, in-band or SIP INFO), oldest first, at most the last 32.
     pub digits: String,
+    /// RTP packets from the caller that never arrived (RFC 3550 cumulative loss).
+    pub lost: u64,
+    /// Interarrival jitter of the caller's stream, in milliseconds (RFC 3550 A.8).
+    pub jitter_ms: f64,
+    /// Frames the hub sent more than 5 ms after their slot on the packet-time grid.
+    pub late: u64,
+    /// Frames the hub could not send (the socket's queue was full).
+    pub dropped: u64,
+    /// What the caller's last RTCP report said of the hub's stream: fraction lost, 0–1.
+    pub remote_loss: Option<f64>,
+    /// The caller's reported jitter of the hub's stream, in milliseconds.
+    pub remote_jitter_ms: Option<f64>,
+    /// Round-trip time from the caller's RTCP (LSR/DLSR), in milliseconds.
+    pub rtt_ms: Option<f64>,
 }
 
 /// Why a media leg could not be opened.

@@ -8,6 +8,7 @@ pub mod ami_sim;
 pub mod baresip;
 pub mod idp;
 pub mod kamailio;
+pub mod pcap;
 pub mod sipp;
 pub mod turn;
 

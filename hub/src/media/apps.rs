@@ -1,0 +1,83 @@
+//! The hub's built-in call apps, chosen by the dialled number (`[media.numbers]`).
+//!
+//! A sysadmin checking a line after the old PBX died wants the same tools Asterisk gives:
+//! an echo test (is audio flowing both ways?), a playback (does the caller hear prompts?) and
+//! a record-and-playback (is the caller heard, and does recording work?). IVR scripts come on
+//! top of the same [`Channel`]. A number with no app gets the echo test, as before.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::channel::{Channel, ChannelError};
+use super::echo::EchoApp;
+use super::engine::Engine;
+use crate::config::MediaApp as AppSpec;
+use crate::sip::media_port::{CallInfo, LegEvents, MediaApp, MediaError, MediaLeg};
+use crate::sip::sdp::AudioCodec;
+
+const CODECS: &[AudioCodec] = &[AudioCodec::Pcmu, AudioCodec::Pcma, AudioCodec::Opus];
+
+/// The [`MediaApp`] the SIP user agent answers with: routes each call to its app.
+pub struct Apps {
+    engine: Arc<Engine>,
+    echo: EchoApp,
+    numbers: BTreeMap<String, AppSpec>,
+}
+
+impl Apps {
+    /// Apps for `numbers` on `engine`; `echo` answers the rest.
+    pub fn new(engine: Arc<Engine>, echo: EchoApp, numbers: BTreeMap<String, AppSpec>) -> Self {
+        Self { engine, echo, numbers }
+    }
+}
+
+impl MediaApp for Apps {
+    fn codecs(&self) -> &[AudioCodec] {
+        CODECS
+    }
+
+    fn open(&self, call: &CallInfo, events: LegEvents) -> Result<Box<dyn MediaLeg>, MediaError> {
+        let spec = match self.numbers.get(&call.to) {
+            None | Some(AppSpec::Echo) => return self.echo.open(call, events),
+            Some(spec) => spec.clone(),
+        };
+        let (leg, channel) = self.engine.open(call, events)?;
+        let span = tracing::info_span!("app", call = %call.id, to = %call.to);
+        tokio::spawn(tracing::Instrument::instrument(run(spec, channel), span));
+        Ok(Box::new(leg))
+    }
+}
+
+async fn run(spec: AppSpec, mut channel: Channel) {
+    let outcome = match &spec {
+        AppSpec::Echo => Ok(()),
+        AppSpec::Playback { prompt } => playback(&mut channel, prompt).await,
+        AppSpec::Record => record(&mut channel).await,
+    };
+    match outcome {
+        Ok(()) => channel.hangup("done"),
+        Err(ChannelError::Hangup) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "app failed");
+            channel.hangup(&e.to_string());
+        }
+    }
+}
+
+/// Plays the prompt, then hangs up.
+async fn playback(channel: &mut Channel, prompt: &str) -> Result<(), ChannelError> {
+    channel.play(prompt, false).await?;
+    Ok(())
+}
+
+/// Beep, record until `#`, silence or the limit, then play the recording back and hang up.
+async fn record(channel: &mut Channel) -> Result<(), ChannelError> {
+    let name = format!("test-{}", channel.info().id.replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+    match channel.record(&name, None).await? {
+        Some(recording) => {
+            channel.play_file(&recording.path, false).await?;
+        }
+        None => tracing::info!("nothing was recorded"),
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! The media engine: what every call's audio shares (ports, the pacer, the prompt cache) and
+//! how a call's leg and its [`Channel`] are made.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::channel::Channel;
+use super::codec::{self, Encoder};
+use super::leg::{EngineLeg, LegShared, RecvState, lock, receive};
+use super::pacer::Pacer;
+use super::ports::PortRange;
+use super::prompt::PromptCache;
+use super::recorder::RecordOptions;
+use super::rtp_stats::ReceiveStats;
+use super::socket::RtpSocket;
+use crate::sip::media_port::{CallInfo, LegEvents, MediaError};
+use crate::sip::sdp::AudioCodec;
+
+/// How the engine behaves, from `[media]` and `[voicemail]`.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// Where prompt files named by apps and scripts are looked up.
+    pub prompts_dir: PathBuf,
+    /// Where recordings are written.
+    pub recordings_dir: PathBuf,
+    /// Listen for DTMF tones in the audio of callers that negotiated no RFC 4733.
+    pub inband_dtmf: bool,
+    /// Recording limits used when an app asks for none.
+    pub record: RecordOptions,
+    /// Pacer worker threads.
+    pub pacer_threads: usize,
+}
+
+/// A silence frame's codec name and packet time.
+type SilenceKey = (&'static str, u32);
+
+/// Shared by every call's audio.
+pub struct Engine {
+    ports: PortRange,
+    /// The scheduler of every outgoing stream.
+    pub pacer: Pacer,
+    /// Prompts decoded once and encoded once per codec, for every call.
+    pub prompts: PromptCache,
+    /// Settings.
+    pub settings: EngineSettings,
+    pub(super) cname: String,
+    silences: Mutex<HashMap<SilenceKey, Arc<[u8]>>>,
+}
+
+impl Engine {
+    /// An engine binding RTP ports from `ports`.
+    pub fn new(ports: PortRange, settings: EngineSettings) -> std::io::Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            ports,
+            pacer: Pacer::start(settings.pacer_threads)?,
+            prompts: PromptCache::default(),
+            cname: format!("hub-{:08x}@hub", rand::random::<u32>()),
+            settings,
+            silences: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// One frame of silence in `codec`, made once and shared.
+    pub fn silence(&self, codec: AudioCodec, ptime_ms: u32) -> Option<Arc<[u8]>> {
+        let mut cache = lock(&self.silences);
+        if let Some(frame) = cache.get(&(codec.name(), ptime_ms)) {
+            return Some(frame.clone());
+        }
+        let pcm = vec![0i16; codec::frame_samples(codec::pcm_rate(codec), ptime_ms)];
+        let mut frame = Vec::new();
+        Encoder::new(codec).ok()?.encode(&pcm, &mut frame).ok()?;
+        let frame: Arc<[u8]> = Arc::from(frame);
+        cache.insert((codec.name(), ptime_ms), frame.clone());
+        Some(frame)
+    }
+
+    /// Opens a call's audio: binds its RTP and RTCP ports and starts its receive task. The leg
+    /// goes to the SIP layer, the channel to whatever drives the call (an app, a script).
+    pub fn open(self: &Arc<Self>, call: &CallInfo, events: LegEvents) -> Result<(EngineLeg, Channel), MediaError> {
+        let (rtp, rtcp) = self.ports.bind_pair()?;
+        let local = rtp.local_addr()?;
+        // One descriptor per socket, shared by the receive task and the pacer.
+        let rtp = Arc::new(RtpSocket::new(rtp)?);
+        let rtcp = Arc::new(RtpSocket::new(rtcp)?);
+        let (digits_tx, digits_rx) = mpsc::unbounded_channel();
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let (params, _) = watch::channel(None);
+        let shared = Arc::new(LegShared {
+            counters: Arc::default(),
+            recv: Mutex::new(RecvState {
+                stats: ReceiveStats::new(8000),
+                last_in: Instant::now(),
+                digits: String::new(),
+                peer_sr: None,
+                remote_view: None,
+                codec: None,
+            }),
+            stream: Mutex::new(None),
+            params,
+            digits: digits_tx,
+            commands: commands_tx,
+        });
+        let stop = CancellationToken::new();
+        let span = tracing::debug_span!("media", call = %call.id, %local);
+        tokio::spawn(tracing::Instrument::instrument(
+            receive(rtp.clone(), rtcp.clone(), shared.clone(), commands_rx, self.settings.inband_dtmf, stop.clone()),
+            span,
+        ));
+        let channel = Channel::new(call.clone(), self.clone(), shared.clone(), digits_rx, events, stop.clone());
+        let leg = EngineLeg { local, shared, engine: self.clone(), rtp, rtcp, stop };
+        Ok((leg, channel))
+    }
+}
