@@ -119,7 +119,8 @@ fn sip_peers_every_scenario_loads() {
         .map(|n| {
             let target = n.starts_with("uac_").then_some(target);
             // The keys some scenarios take (`-key`); SIPp ignores those a scenario does not use.
-            let keys = ["-key", "rtp_port", "9", "-key", "key_password", "x"];
+            let keys = ["-key", "rtp_port", "9", "-key", "key_password", "x", "-key", "sink_port", "9"];
+            let keys = [&keys[..], &["-key", "pt", "0", "-key", "rtpmap", "PCMU/8000"]].concat();
             let mut args = vec!["-timeout", "1s"];
             args.extend(keys);
             (n.clone(), Sipp::spawn(n, target, &args))

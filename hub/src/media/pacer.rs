@@ -63,9 +63,10 @@ pub enum PlayEnd {
 /// Counters a stream keeps, read by the call's stats and by the RTCP sender report.
 #[derive(Debug, Default)]
 pub struct StreamCounters {
-    /// RTP packets sent.
+    /// RTP packets sent (published at the first packet, then every 25, at each RTCP report and
+    /// when the stream ends).
     pub packets: AtomicU64,
-    /// RTP payload octets sent.
+    /// RTP payload octets sent (published with `packets`).
     pub octets: AtomicU64,
     /// Frames sent more than [`LATE_AFTER`] after their slot.
     pub late: AtomicU64,
@@ -233,11 +234,23 @@ struct Stream {
     event_pt: u8,
     event_ts: Option<u32>,
     next_rtcp: u64,
+    /// Packets and octets sent, kept here and published to the shared counters now and then:
+    /// an atomic add per packet on a line the stats reader shares was a cache miss per packet.
+    packets: u64,
+    octets: u64,
+    /// Which occupant of its slab slot this is (a removed stream's wheel entries go stale).
+    generation: u32,
 }
 
 impl Stream {
     fn samples_per_frame(&self) -> u32 {
         self.spec.clock_rate * self.spec.ptime_ms / 1000
+    }
+
+    /// Makes the packet and octet counts visible to the call's stats.
+    fn publish(&self) {
+        self.spec.counters.packets.store(self.packets, Ordering::Relaxed);
+        self.spec.counters.octets.store(self.octets, Ordering::Relaxed);
     }
 
     fn end_playback(&mut self, how: PlayEnd) {
@@ -286,11 +299,23 @@ impl Stream {
     }
 }
 
+/// Packets between publications of a stream's counters (half a second at 20 ms).
+const PUBLISH_EVERY: u64 = 25;
+
+/// A wheel entry: a slab index and the generation of the stream it was made for.
+type Due = (u32, u32);
+
 struct Worker {
     rx: Receiver<Command>,
     counters: Arc<PacerCounters>,
-    streams: std::collections::HashMap<u64, Stream>,
-    wheel: Vec<Vec<u64>>,
+    /// Streams in a slab: the wheel names them by index, so serving a slot walks memory
+    /// without hashing.
+    slab: Vec<Option<Stream>>,
+    free: Vec<u32>,
+    generation: u32,
+    /// Handle id → slab index, for commands.
+    index: std::collections::HashMap<u64, u32>,
+    wheel: Vec<Vec<Due>>,
     origin: Instant,
     /// The next slot (milliseconds since `origin`) to serve.
     cursor: u64,
@@ -302,7 +327,10 @@ impl Worker {
         Self {
             rx,
             counters,
-            streams: std::collections::HashMap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            generation: 0,
+            index: std::collections::HashMap::new(),
             wheel: vec![Vec::new(); WHEEL],
             origin: Instant::now(),
             cursor: 0,
@@ -341,9 +369,14 @@ impl Worker {
             match self.rx.try_recv() {
                 Ok(c) => self.command(c),
                 Err(TryRecvError::Empty) => return true,
-                Err(TryRecvError::Disconnected) => return !self.streams.is_empty(),
+                Err(TryRecvError::Disconnected) => return !self.index.is_empty(),
             }
         }
+    }
+
+    fn stream(&mut self, id: u64) -> Option<&mut Stream> {
+        let i = *self.index.get(&id)?;
+        self.slab.get_mut(i as usize)?.as_mut()
     }
 
     fn command(&mut self, command: Command) {
@@ -353,7 +386,6 @@ impl Worker {
                 let slot = self.origin.elapsed().as_millis() as u64 + 1;
                 let jitter = u64::from(rand::random::<u32>()) % (RTCP_INTERVAL.as_millis() as u64);
                 let stream = Stream {
-                    spec: *spec,
                     ssrc,
                     seq: rand::random(),
                     timestamp: rand::random(),
@@ -363,19 +395,39 @@ impl Worker {
                     event_pt: 101,
                     event_ts: None,
                     next_rtcp: slot + RTCP_INTERVAL.as_millis() as u64 / 2 + jitter,
+                    packets: 0,
+                    octets: 0,
+                    generation: self.generation,
+                    spec: *spec,
                 };
-                self.wheel[(slot as usize) % WHEEL].push(id);
-                self.streams.insert(id, stream);
+                self.generation = self.generation.wrapping_add(1);
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.slab[i as usize] = Some(stream);
+                        i
+                    }
+                    None => {
+                        self.slab.push(Some(stream));
+                        u32::try_from(self.slab.len() - 1).unwrap_or(u32::MAX)
+                    }
+                };
+                let generation = self.slab[i as usize].as_ref().map_or(0, |s| s.generation);
+                self.wheel[(slot as usize) % WHEEL].push((i, generation));
+                self.index.insert(id, i);
                 self.counters.streams.fetch_add(1, Ordering::Relaxed);
             }
             Command::Remove(id) => {
-                if let Some(mut s) = self.streams.remove(&id) {
+                if let Some(i) = self.index.remove(&id)
+                    && let Some(mut s) = self.slab.get_mut(i as usize).and_then(Option::take)
+                {
+                    s.publish();
                     s.end_playback(PlayEnd::Stopped);
+                    self.free.push(i);
                     self.counters.streams.fetch_sub(1, Ordering::Relaxed);
                 }
             }
             Command::Play(id, source, done) => {
-                if let Some(s) = self.streams.get_mut(&id) {
+                if let Some(s) = self.stream(id) {
                     s.end_playback(PlayEnd::Stopped);
                     s.playing = Some((source, 0, done));
                 } else {
@@ -383,23 +435,23 @@ impl Worker {
                 }
             }
             Command::Stop(id) => {
-                if let Some(s) = self.streams.get_mut(&id) {
+                if let Some(s) = self.stream(id) {
                     s.end_playback(PlayEnd::Stopped);
                 }
             }
             Command::Events(id, pt, packets) => {
-                if let Some(s) = self.streams.get_mut(&id) {
+                if let Some(s) = self.stream(id) {
                     s.event_pt = pt;
                     s.events.extend(packets);
                 }
             }
             Command::Remote(id, remote) => {
-                if let Some(s) = self.streams.get_mut(&id) {
+                if let Some(s) = self.stream(id) {
                     s.spec.remote = remote;
                 }
             }
             Command::Format { id, payload_type, clock_rate, silence } => {
-                if let Some(s) = self.streams.get_mut(&id) {
+                if let Some(s) = self.stream(id) {
                     s.spec.payload_type = payload_type;
                     s.spec.clock_rate = clock_rate;
                     s.spec.silence = silence;
@@ -412,10 +464,14 @@ impl Worker {
     fn serve(&mut self, slot: u64, now: Option<Instant>) {
         let due = std::mem::take(&mut self.wheel[(slot as usize) % WHEEL]);
         let due_at = self.origin + Duration::from_millis(slot);
-        for id in &due {
-            let Some(stream) = self.streams.get_mut(id) else { continue };
+        let mut sent = 0;
+        for &(i, generation) in &due {
+            let Some(stream) = self.slab.get_mut(i as usize).and_then(Option::as_mut) else { continue };
+            if stream.generation != generation {
+                continue;
+            }
             match now {
-                Some(_) => Self::send(stream, &mut self.buf, due_at, &self.counters),
+                Some(_) => sent += u64::from(Self::send(stream, &mut self.buf, due_at, &self.counters)),
                 None => {
                     stream.skip();
                     self.counters.skipped.fetch_add(1, Ordering::Relaxed);
@@ -427,8 +483,9 @@ impl Worker {
                 stream.next_rtcp = slot + RTCP_INTERVAL.as_millis() as u64 / 2 + jitter;
             }
             let next = slot + u64::from(stream.spec.ptime_ms.clamp(1, WHEEL as u32 - 1));
-            self.wheel[(next as usize) % WHEEL].push(*id);
+            self.wheel[(next as usize) % WHEEL].push((i, generation));
         }
+        self.counters.frames.fetch_add(sent, Ordering::Relaxed);
         // Keep the slot's allocation for its next round.
         let mut due = due;
         due.clear();
@@ -438,12 +495,13 @@ impl Worker {
         }
     }
 
-    fn send(stream: &mut Stream, buf: &mut [u8], due_at: Instant, counters: &PacerCounters) {
+    /// Sends the stream's frame for this slot; true when a packet left.
+    fn send(stream: &mut Stream, buf: &mut [u8], due_at: Instant, counters: &PacerCounters) -> bool {
         let step = stream.samples_per_frame();
         let frame = stream.next_frame(&mut buf[RTP_HEADER..]);
         stream.timestamp = stream.timestamp.wrapping_add(step);
         let (Some((len, payload_type, event_marker, timestamp)), Some(remote)) = (frame, stream.spec.remote) else {
-            return;
+            return false;
         };
         let header = Header {
             version: 2,
@@ -455,37 +513,37 @@ impl Worker {
             ..Header::default()
         };
         if header.marshal_size() != RTP_HEADER || header.marshal_to(&mut buf[..RTP_HEADER]).is_err() {
-            return;
+            return false;
         }
         stream.first = false;
         stream.seq = stream.seq.wrapping_add(1);
         let c = &stream.spec.counters;
         match stream.spec.socket.try_send_to(&buf[..RTP_HEADER + len], remote) {
             Ok(_) => {
-                c.packets.fetch_add(1, Ordering::Relaxed);
-                c.octets.fetch_add(len as u64, Ordering::Relaxed);
-                counters.frames.fetch_add(1, Ordering::Relaxed);
+                stream.packets += 1;
+                stream.octets += len as u64;
+                if stream.packets % PUBLISH_EVERY == 1 {
+                    stream.publish();
+                }
                 if due_at.elapsed() > LATE_AFTER {
                     c.late.fetch_add(1, Ordering::Relaxed);
                     counters.late.fetch_add(1, Ordering::Relaxed);
                 }
+                true
             }
             Err(_) => {
                 c.dropped.fetch_add(1, Ordering::Relaxed);
                 counters.dropped.fetch_add(1, Ordering::Relaxed);
+                false
             }
         }
     }
 
-    fn rtcp(stream: &Stream) {
+    fn rtcp(stream: &mut Stream) {
+        stream.publish();
         let Some(rtcp) = &stream.spec.rtcp else { return };
-        let c = &stream.spec.counters;
-        let packets = c.packets.load(Ordering::Relaxed);
-        let counts = SendCounts {
-            packets: packets as u32,
-            octets: c.octets.load(Ordering::Relaxed) as u32,
-            rtp_now: stream.timestamp,
-        };
+        let counts =
+            SendCounts { packets: stream.packets as u32, octets: stream.octets as u32, rtp_now: stream.timestamp };
         if let Some(report) = (rtcp.report)(stream.ssrc, counts) {
             let _ = rtcp.socket.try_send_to(&report, rtcp.remote);
         }
@@ -624,6 +682,26 @@ mod tests {
             }
             last = Some(h.sequence_number);
         }
+    }
+
+    #[test]
+    fn a_stream_in_a_reused_slot_is_sent_once_per_packet_time() {
+        let pacer = Pacer::start(1).unwrap();
+        let rt = runtime();
+        let to = peer();
+        let silence: Arc<[u8]> = Arc::from(vec![0xffu8; 160]);
+        let first = pacer.add(spec(&rt, &to, Some(silence.clone())));
+        recv(&to);
+        drop(first);
+        // The new stream takes the freed slab slot; the old one's wheel entry must not serve it.
+        let other = peer();
+        let _second = pacer.add(spec(&rt, &other, Some(silence)));
+        let start = Instant::now();
+        for _ in 0..25 {
+            recv(&other);
+        }
+        // 25 packets at 20 ms take at least 480 ms; served twice per slot they would take 240.
+        assert!(start.elapsed() >= Duration::from_millis(440), "{:?}", start.elapsed());
     }
 
     #[test]
