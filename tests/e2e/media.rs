@@ -1,6 +1,7 @@
-//! The media engine end to end: real SIPp calls playing generated pcaps (audio, RFC 4733 and
-//! in-band DTMF) to the hub's built-in apps, and a test-held RTP socket that checks what the
-//! hub plays: the prompt's frames, numbering and tone, and the shared prompt cache.
+//! The media engine end to end: real SIPp calls whose RTP the test plays from generated pcaps
+//! (audio, RFC 4733 and in-band DTMF) to the hub's built-in apps, and a test-held RTP socket
+//! that checks what the hub plays: the prompt's frames, numbering and tone, and the shared
+//! prompt cache.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -27,12 +28,36 @@ fn hub_with_apps(dir: &Path, numbers: &str) -> (Hub, SocketAddr) {
     (hub, addr)
 }
 
-/// A scenario file in `dir` that offers `media` and plays `pcap`.
-fn pcap_scenario(dir: &Path, media: &str, pcap: &Path) -> PathBuf {
+/// A scenario file in `dir` that offers `media` (its port `[rtp_port]`, a socket the test
+/// holds) and waits for the hub to hang up. The test plays the caller's RTP itself: SIPp 3.6.1's
+/// `play_pcap_audio` sent nothing at all in some runs (seen in CI, twice in one run, for pcaps
+/// it had parsed), and a test that depends on that is flaky.
+fn call_scenario(dir: &Path, media: &str) -> PathBuf {
     let template = std::fs::read_to_string(Path::new(SCENARIOS).join("uac_play_pcap.xml.in")).unwrap();
+    let start = template.find("  <nop>").unwrap();
+    let end = template.find("  </nop>\n").unwrap() + "  </nop>\n".len();
+    let text = format!("{}{}", &template[..start], &template[end..]).replace("@MEDIA@", media);
     let path = dir.join("scenario.xml");
-    std::fs::write(&path, template.replace("@MEDIA@", media).replace("@PCAP@", &pcap.display().to_string())).unwrap();
+    std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Starts `scenario` to `number`, waits for the call, then plays `packets` to the hub's RTP port
+/// from `media`; returns SIPp, which ends when the hub hangs up.
+fn call_and_play(
+    hub: &Hub,
+    addr: SocketAddr,
+    scenario: &Path,
+    number: &str,
+    media: &UdpSocket,
+    packets: &[RtpPacket],
+) -> Sipp {
+    let port = media.local_addr().unwrap().port().to_string();
+    let sipp = Sipp::spawn(scenario.to_str().unwrap(), Some(addr), &["-s", number, "-key", "rtp_port", &port]);
+    let up = hub.wait_for("call up");
+    let hub_rtp: SocketAddr = event_field(&up, "call up", "local_rtp").unwrap().parse().unwrap();
+    pcap::play(packets, 0x1234_5678, media, hub_rtp);
+    sipp
 }
 
 fn tone(hz: f64, ms: usize, amplitude: f64) -> Vec<i16> {
@@ -89,27 +114,30 @@ fn telephone_event(event: u8, at_ms: u64, seq: u16, ts: u32) -> Vec<RtpPacket> {
 }
 
 #[test]
-fn a_caller_is_recorded_from_sipp_pcap_audio_until_the_hash_key_and_hears_it_back() {
+fn a_caller_is_recorded_until_the_hash_key_and_hears_it_back() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, addr) = hub_with_apps(dir.path(), "\"*45\" = { app = \"record\" }");
     // 3 s of a 1 kHz tone, then '#' as RFC 4733 events, then silence the hub never needs.
     let mut packets = pcap::audio_packets(&tone(1000.0, 3000, 6000.0), 8, encode(AudioCodec::Pcma), 100, 1600);
     packets.extend(telephone_event(11, 3000, 250, 1600 + 150 * 160));
+    // Kept as a pcap too, for `sipp … play_pcap_audio` by hand.
     pcap::write(&dir.path().join("caller.pcap"), 0x1234_5678, &packets);
-    let media = "      m=audio [media_port] RTP/AVP 8 101\n      a=rtpmap:8 PCMA/8000\n      \
+    let media = "      m=audio [rtp_port] RTP/AVP 8 101\n      a=rtpmap:8 PCMA/8000\n      \
                  a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-16\n      a=ptime:20";
-    let scenario = pcap_scenario(dir.path(), media, &dir.path().join("caller.pcap"));
-    let outcome = Sipp::run(scenario.to_str().unwrap(), addr, &["-s", "*45"]);
-    passed(&outcome, &hub);
+    let scenario = call_scenario(dir.path(), media);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sipp = call_and_play(&hub, addr, &scenario, "*45", &socket, &packets);
+    passed(&sipp.wait(), &hub);
     let recorded = hub.wait_for("recorded");
     assert_eq!(event_field(&recorded, "recorded", "reason").as_deref(), Some("Requested"), "{recorded}");
     let path = PathBuf::from(event_field(&recorded, "recorded", "path").unwrap());
     let path = if path.is_absolute() { path } else { dir.path().join(path) };
     let (rate, pcm) = wav_samples(&path);
     assert_eq!(rate, 8000);
-    // The beep (250 ms) comes before recording starts, so up to ~0.5 s of the tone is not in it.
+    // The beep (250 ms) comes before recording starts, so the first part of the tone is not in
+    // it (more of it on a loaded machine); the `#` at 3 s ends it.
     let secs = pcm.len() as f64 / 8000.0;
-    assert!((2.2..=3.1).contains(&secs), "recorded {secs} s");
+    assert!((1.5..=3.1).contains(&secs), "recorded {secs} s");
     let middle = &pcm[pcm.len() / 4..pcm.len() * 3 / 4];
     let rms = (middle.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / middle.len() as f64).sqrt();
     assert!(rms > 2000.0, "not silence: rms {rms}");
@@ -125,7 +153,7 @@ fn a_caller_is_recorded_from_sipp_pcap_audio_until_the_hash_key_and_hears_it_bac
 }
 
 #[test]
-fn in_band_dtmf_in_pcap_audio_is_heard_digit_by_digit() {
+fn in_band_dtmf_in_the_callers_audio_is_heard_digit_by_digit() {
     let dir = tempfile::tempdir().unwrap();
     let prompt = dir.path().join("prompts/quiet.wav");
     std::fs::create_dir_all(prompt.parent().unwrap()).unwrap();
@@ -148,11 +176,11 @@ fn in_band_dtmf_in_pcap_audio_is_heard_digit_by_digit() {
     let packets = pcap::audio_packets(&pcm, 8, encode(AudioCodec::Pcma), 7, 0);
     pcap::write(&dir.path().join("inband.pcap"), 0x0bad_cafe, &packets);
     // No telephone-event offered: a POTS gateway's call, whose digits are tones in the audio.
-    // (PCMA: SIPp 3.6.1 sent nothing of the same pcap framing with PCMU payloads, seen here.)
-    let media = "      m=audio [media_port] RTP/AVP 8\n      a=rtpmap:8 PCMA/8000\n      a=ptime:20";
-    let scenario = pcap_scenario(dir.path(), media, &dir.path().join("inband.pcap"));
-    let outcome = Sipp::run(scenario.to_str().unwrap(), addr, &["-s", "701"]);
-    passed(&outcome, &hub);
+    let media = "      m=audio [rtp_port] RTP/AVP 8\n      a=rtpmap:8 PCMA/8000\n      a=ptime:20";
+    let scenario = call_scenario(dir.path(), media);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sipp = call_and_play(&hub, addr, &scenario, "701", &socket, &packets);
+    passed(&sipp.wait(), &hub);
     let ended = hub.wait_for("call ended");
     assert_eq!(event_field(&ended, "call ended", "digits").as_deref(), Some(digits), "{ended}");
     // RFC 3550 receive statistics of SIPp's stream: every packet counted, none lost on loopback.

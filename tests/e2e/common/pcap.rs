@@ -28,6 +28,28 @@ fn ip_checksum(header: &[u8]) -> u16 {
     !(sum as u16)
 }
 
+/// The datagram of `p` from SSRC `ssrc`.
+pub fn rtp_bytes(ssrc: u32, p: &RtpPacket) -> Vec<u8> {
+    let mut rtp = vec![0x80, p.pt | if p.marker { 0x80 } else { 0 }];
+    rtp.extend_from_slice(&p.seq.to_be_bytes());
+    rtp.extend_from_slice(&p.ts.to_be_bytes());
+    rtp.extend_from_slice(&ssrc.to_be_bytes());
+    rtp.extend_from_slice(&p.payload);
+    rtp
+}
+
+/// Sends `packets` from `from` to `to` at their capture times, as a caller's phone would.
+pub fn play(packets: &[RtpPacket], ssrc: u32, from: &std::net::UdpSocket, to: std::net::SocketAddr) {
+    let start = std::time::Instant::now();
+    for p in packets {
+        let due = start + std::time::Duration::from_millis(p.at_ms);
+        if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        from.send_to(&rtp_bytes(ssrc, p), to).unwrap();
+    }
+}
+
 /// Writes `packets` (all from SSRC `ssrc`) to `path`.
 pub fn write(path: &Path, ssrc: u32, packets: &[RtpPacket]) {
     let mut out = Vec::new();
@@ -40,11 +62,7 @@ pub fn write(path: &Path, ssrc: u32, packets: &[RtpPacket]) {
     out.extend_from_slice(&65_535u32.to_le_bytes());
     out.extend_from_slice(&1u32.to_le_bytes());
     for (i, p) in packets.iter().enumerate() {
-        let mut rtp = vec![0x80, p.pt | if p.marker { 0x80 } else { 0 }];
-        rtp.extend_from_slice(&p.seq.to_be_bytes());
-        rtp.extend_from_slice(&p.ts.to_be_bytes());
-        rtp.extend_from_slice(&ssrc.to_be_bytes());
-        rtp.extend_from_slice(&p.payload);
+        let rtp = rtp_bytes(ssrc, p);
         let udp_len = 8 + rtp.len();
         let ip_len = 20 + udp_len;
         let mut frame = vec![0u8; 12];
