@@ -108,11 +108,73 @@ impl Engine {
         let stop = CancellationToken::new();
         let span = tracing::debug_span!("media", call = %call.id, %local);
         tokio::spawn(tracing::Instrument::instrument(
-            receive(rtp.clone(), rtcp.clone(), shared.clone(), commands_rx, self.settings.inband_dtmf, stop.clone()),
+            receive(
+                rtp.clone(),
+                rtcp.clone(),
+                shared.clone(),
+                // Subscribed here, not in the task: an answer given before the task first runs
+                // must still count as a change.
+                shared.params.subscribe(),
+                commands_rx,
+                self.settings.inband_dtmf,
+                stop.clone(),
+            ),
             span,
         ));
         let channel = Channel::new(call.clone(), self.clone(), shared.clone(), digits_rx, events, stop.clone());
         let leg = EngineLeg { local, shared, engine: self.clone(), rtp, rtcp, stop };
         Ok((leg, channel))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::sip::media_port::MediaLeg;
+    use crate::sip::sdp::{Direction, MediaParams};
+
+    #[tokio::test]
+    async fn a_call_answered_before_its_receive_task_first_runs_still_hears_the_caller() {
+        let settings = EngineSettings {
+            prompts_dir: "prompts".into(),
+            recordings_dir: "recordings".into(),
+            inband_dtmf: true,
+            record: RecordOptions::default(),
+            pacer_threads: 1,
+        };
+        let engine = Engine::new(PortRange::new("127.0.0.1".parse().unwrap(), 42_000, 42_999), settings).unwrap();
+        let caller = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let call = CallInfo {
+            id: "1".into(),
+            call_id: "c".into(),
+            from: "a".into(),
+            to: "b".into(),
+            peer: caller.local_addr().unwrap(),
+        };
+        let (events, _rx) = mpsc::unbounded_channel();
+        let (mut leg, _channel) = engine.open(&call, events).unwrap();
+        // On this single-threaded runtime the receive task has not run yet: answer first.
+        leg.start(&MediaParams {
+            remote: Some(caller.local_addr().unwrap()),
+            codec: AudioCodec::Pcma,
+            payload_type: 8,
+            ptime_ms: 20,
+            dtmf_payload_type: None,
+            direction: Direction::SendRecv,
+        });
+        for seq in 0..5u16 {
+            let mut p = vec![0x80, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+            p[2..4].copy_from_slice(&seq.to_be_bytes());
+            p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            p.extend_from_slice(&[0xd5; 160]);
+            caller.send_to(&p, leg.local_rtp()).unwrap();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while leg.stats().packets_in < 4 {
+            assert!(tokio::time::Instant::now() < deadline, "packets ignored: {:?}", leg.stats());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }

@@ -344,11 +344,11 @@ pub(super) async fn receive(
     rtp: Arc<RtpSocket>,
     rtcp: Arc<RtpSocket>,
     shared: Arc<LegShared>,
+    mut params: watch::Receiver<Option<MediaParams>>,
     mut commands: mpsc::UnboundedReceiver<RecvCommand>,
     inband_enabled: bool,
     stop: CancellationToken,
 ) {
-    let mut params = shared.params.subscribe();
     let mut state = Receive {
         shared,
         inband_enabled,
@@ -362,6 +362,9 @@ pub(super) async fn receive(
         pcm: Vec::with_capacity(960),
         found: Vec::new(),
     };
+    // The call may have been answered before this task first ran: start from what is there.
+    let current = params.borrow_and_update().clone();
+    state.set_params(current);
     let mut buf = vec![0u8; 1500];
     let mut rtcp_buf = vec![0u8; 1500];
     loop {
