@@ -29,9 +29,9 @@ fn hub_with_apps(dir: &Path, numbers: &str) -> (Hub, SocketAddr) {
 }
 
 /// A scenario file in `dir` that offers `media` (its port `[rtp_port]`, a socket the test
-/// holds) and waits for the hub to hang up. The test plays the caller's RTP itself: SIPp 3.6.1's
-/// `play_pcap_audio` sent nothing at all in some runs (seen in CI, twice in one run, for pcaps
-/// it had parsed), and a test that depends on that is flaky.
+/// holds) and waits for the hub to hang up. The test plays the caller's RTP itself, from the
+/// same generated packets it writes as a pcap: it knows when the call is up and where the
+/// hub's RTP port is, so nothing is sent before the hub can take it.
 fn call_scenario(dir: &Path, media: &str) -> PathBuf {
     let template = std::fs::read_to_string(Path::new(SCENARIOS).join("uac_play_pcap.xml.in")).unwrap();
     let start = template.find("  <nop>").unwrap();
