@@ -64,7 +64,7 @@ fn main() {
     );
     // The prompt outlasts the ramp and the window.
     let prompt_secs = calls / rate + secs as usize + 40;
-    let hub = HubProcess::start(prompt_secs, &threads);
+    let hub = start_hub(prompt_secs, &threads);
     // Warm the runtime and the prompt cache with one call, then take the idle baseline.
     let idle_rss = report::rss_kib(hub.pid());
 
@@ -146,7 +146,7 @@ fn main() {
 }
 
 /// Live engine streams, from `hub sip calls --json` (calls up with packets sent).
-fn hub_streams(hub: &HubProcess) -> usize {
+fn hub_streams(hub: &report::HubProcess) -> usize {
     let out = Command::new(env!("CARGO_BIN_EXE_hub-e2e"))
         .current_dir(hub.dir.path())
         .env_clear()
@@ -157,61 +157,17 @@ fn hub_streams(hub: &HubProcess) -> usize {
     listed.iter().filter(|c| c["state"] == "up" && c["media"]["packets_out"].as_u64().unwrap_or(0) > 0).count()
 }
 
-struct HubProcess {
-    child: Child,
-    dir: tempfile::TempDir,
-    sip: String,
-}
-
-impl HubProcess {
-    fn start(prompt_secs: usize, pacer_threads: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("prompts")).unwrap();
-        write_prompt(&dir.path().join("prompts/long.wav"), prompt_secs);
-        let config = format!(
-            "[media]\nrtp_port_min = 20000\nrtp_port_max = 45000\npacer_threads = {pacer_threads}\n\n\
-             [media.numbers]\n\"700\" = {{ app = \"playback\", prompt = \"long.wav\" }}\n"
-        );
-        std::fs::write(dir.path().join("hub.toml"), config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hub-e2e"))
-            .current_dir(dir.path())
-            .env_clear()
-            .env("HUB_SIP__ENABLED", "true")
-            .env("HUB_SIP__LISTEN", "127.0.0.1:0")
-            .env("HUB_SIP__MAX_CALLS", "100000")
-            .env("HUB_SIP__RTP_TIMEOUT", "0s")
-            .env("HUB_SIP__OVERLOAD_LAG", "0s")
-            .args(["--bind", "127.0.0.1:0", "--log-format", "json", "serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn hub");
-        report::listening_addr(&mut child, Duration::from_secs(20));
-        let status = dir.path().join("data/sip-status.json");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let sip = loop {
-            if let Ok(text) = std::fs::read_to_string(&status)
-                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-                && let Some(udp) = v["udp"].as_str()
-            {
-                break udp.to_string();
-            }
-            assert!(Instant::now() < deadline, "the SIP user agent did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Self { child, dir, sip }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A fresh hub answering 700 with the playback app and a prompt of `prompt_secs`.
+fn start_hub(prompt_secs: usize, pacer_threads: &str) -> report::HubProcess {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("prompts")).unwrap();
+    write_prompt(&dir.path().join("prompts/long.wav"), prompt_secs);
+    let config = format!(
+        "[media]\nrtp_port_min = 20000\nrtp_port_max = 45000\npacer_threads = {pacer_threads}\n\n\
+         [media.numbers]\n\"700\" = {{ app = \"playback\", prompt = \"long.wav\" }}\n"
+    );
+    std::fs::write(dir.path().join("hub.toml"), config).unwrap();
+    report::HubProcess::start(dir, &[("HUB_SIP__OVERLOAD_LAG", "0s")])
 }
 
 /// A 16-bit 8 kHz mono WAV of a slow sweep (speech-band energy, never silent).

@@ -74,3 +74,66 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// A `hub serve` with its SIP user agent on, in a fresh directory, for the SIP benchmarks.
+#[allow(dead_code, reason = "each bench compiles this module and uses only part of it")]
+pub struct HubProcess {
+    child: std::process::Child,
+    /// Its working directory (`hub.toml`, `data/`).
+    pub dir: tempfile::TempDir,
+    /// The UA's UDP address.
+    pub sip: String,
+}
+
+#[allow(dead_code, reason = "each bench compiles this module and uses only part of it")]
+impl HubProcess {
+    /// Starts the hub in `dir` (already holding what it should read) with `env` on top of the
+    /// SIP settings every benchmark uses, and waits for its UA to listen.
+    pub fn start(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
+        use std::process::{Command, Stdio};
+        use std::time::Instant;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hub-e2e"));
+        cmd.current_dir(dir.path())
+            .env_clear()
+            .env("HUB_SIP__ENABLED", "true")
+            .env("HUB_SIP__LISTEN", "127.0.0.1:0")
+            .env("HUB_SIP__MAX_CALLS", "100000")
+            .env("HUB_SIP__RTP_TIMEOUT", "0s");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .args(["--bind", "127.0.0.1:0", "--log-format", "json", "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hub");
+        listening_addr(&mut child, Duration::from_secs(20));
+        // The status file names the UA's address once it listens.
+        let status = dir.path().join("data/sip-status.json");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let sip = loop {
+            if let Ok(text) = std::fs::read_to_string(&status)
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+                && let Some(udp) = v["udp"].as_str()
+            {
+                break udp.to_string();
+            }
+            assert!(Instant::now() < deadline, "the SIP user agent did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Self { child, dir, sip }
+    }
+
+    /// Its process id, for CPU and RSS readings.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -35,7 +35,7 @@ fn main() {
     let held: u32 = env_or("BENCH_SIP_HELD", "5000").parse().expect("BENCH_SIP_HELD");
     println!("SIP calls INVITE→200→ACK→BYE, no media, {secs} s per rate, {} cores", cores());
     for rate in rates {
-        let hub = HubProcess::start();
+        let hub = start_hub();
         let outcome = run_rate(&hub, rate, secs);
         println!(
             "  {rate:>5} calls/s: {:>7} ok, {} failed, {} retransmissions; hub CPU {:>5.1}% of one core ({:.1}% of the machine), peak RSS {:.0} MiB",
@@ -47,7 +47,7 @@ fn main() {
             outcome.peak_rss_kib as f64 / 1024.0
         );
     }
-    let hub = HubProcess::start();
+    let hub = start_hub();
     let per_dialog = held_dialogs(&hub, held);
     println!("  memory per established dialog: {per_dialog:.1} KiB ({held} calls held up)");
 }
@@ -58,59 +58,14 @@ fn settle_secs() -> u32 {
     env_or("BENCH_SIP_SETTLE", "35").parse().expect("BENCH_SIP_SETTLE")
 }
 
+/// A fresh hub that sheds load at `BENCH_SIP_OVERLOAD_LAG` (default the production 50 ms).
+fn start_hub() -> report::HubProcess {
+    let lag = env_or("BENCH_SIP_OVERLOAD_LAG", "50ms");
+    report::HubProcess::start(tempfile::tempdir().unwrap(), &[("HUB_SIP__OVERLOAD_LAG", &lag)])
+}
+
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-struct HubProcess {
-    child: Child,
-    dir: tempfile::TempDir,
-    sip: String,
-}
-
-impl HubProcess {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hub-e2e"))
-            .current_dir(dir.path())
-            .env_clear()
-            .env("HUB_SIP__ENABLED", "true")
-            .env("HUB_SIP__LISTEN", "127.0.0.1:0")
-            .env("HUB_SIP__MAX_CALLS", "100000")
-            .env("HUB_SIP__RTP_TIMEOUT", "0s")
-            .env("HUB_SIP__OVERLOAD_LAG", env_or("BENCH_SIP_OVERLOAD_LAG", "50ms"))
-            .args(["--bind", "127.0.0.1:0", "--log-format", "json", "serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn hub");
-        report::listening_addr(&mut child, Duration::from_secs(20));
-        // The status file names the UA's address once it listens.
-        let status = dir.path().join("data/sip-status.json");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let sip = loop {
-            if let Ok(text) = std::fs::read_to_string(&status)
-                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-                && let Some(udp) = v["udp"].as_str()
-            {
-                break udp.to_string();
-            }
-            assert!(Instant::now() < deadline, "the SIP user agent did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Self { child, dir, sip }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn sipp(scenario: &str, target: &str, rate: u32, calls: u32, stats: &Path, limit: u64) -> Child {
@@ -149,7 +104,7 @@ struct Outcome {
     peak_rss_kib: u64,
 }
 
-fn run_rate(hub: &HubProcess, rate: u32, secs: u64) -> Outcome {
+fn run_rate(hub: &report::HubProcess, rate: u32, secs: u64) -> Outcome {
     let instances = rate.div_ceil(PER_SIPP);
     let each = rate / instances;
     let stats_dir = tempfile::tempdir().unwrap();
@@ -180,7 +135,7 @@ fn run_rate(hub: &HubProcess, rate: u32, secs: u64) -> Outcome {
 }
 
 /// Holds `n` calls up and returns the hub's RSS growth per call, in KiB.
-fn held_dialogs(hub: &HubProcess, n: u32) -> f64 {
+fn held_dialogs(hub: &report::HubProcess, n: u32) -> f64 {
     // Warm up (allocator, runtime, first transactions) so the baseline is a serving hub's.
     let warm = tempfile::tempdir().unwrap();
     let mut w = sipp("uac_bench.xml", &hub.sip, 200, 200, &warm.path().join("w.csv"), 60);

@@ -392,6 +392,20 @@ fn two_tones(digit: char, ms: u32, sample_rate: u32, row_amplitude: f32, col_amp
         .collect()
 }
 
+/// Power at `hz` of a whole buffer (one Goertzel filter), normalised per sample: for tests
+/// that check a tone is present in decoded or recorded audio.
+#[cfg(test)]
+pub(crate) fn tone_power(pcm: &[i16], rate: u32, hz: f32) -> f64 {
+    let coeff = 2.0 * (std::f64::consts::TAU * f64::from(hz) / f64::from(rate)).cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &x in pcm {
+        let s = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (pcm.len() as f64).powi(2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1048,18 +1048,7 @@ mod tests {
         out
     }
 
-    /// Power at `hz` (Goertzel), normalised per sample.
-    fn goertzel(pcm: &[i16], rate: u32, hz: f32) -> f64 {
-        let w = std::f64::consts::TAU * f64::from(hz) / f64::from(rate);
-        let coeff = 2.0 * w.cos();
-        let (mut s1, mut s2) = (0.0, 0.0);
-        for &x in pcm {
-            let s = f64::from(x) + coeff * s1 - s2;
-            s2 = s1;
-            s1 = s;
-        }
-        (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (pcm.len() as f64).powi(2)
-    }
+    use crate::media::goertzel::tone_power as goertzel;
 
     /// Asserts `pcm` is dominated by a tone at `hz`.
     fn assert_tone(pcm: &[i16], rate: u32, hz: f32) {

@@ -475,14 +475,7 @@ mod tests {
     }
 
     fn goertzel(pcm: &[i16], hz: f32) -> f64 {
-        let coeff = 2.0 * (std::f64::consts::TAU * f64::from(hz) / f64::from(RATE)).cos();
-        let (mut s1, mut s2) = (0.0, 0.0);
-        for &x in pcm {
-            let s = f64::from(x) + coeff * s1 - s2;
-            s2 = s1;
-            s1 = s;
-        }
-        (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (pcm.len() as f64).powi(2)
+        crate::media::goertzel::tone_power(pcm, RATE, hz)
     }
 
     fn files(dir: &Path) -> Vec<String> {
