@@ -14,6 +14,8 @@
     offline: "They are not online right now.",
     connection_lost: "The connection was lost.",
   };
+  // A dialled number has no "busy" or "offline" person behind it.
+  const NUMBER_REASONS = { ...REASONS, offline: "That number cannot be reached right now." };
 
   const phone = {
     ws: null,
@@ -94,6 +96,7 @@
 
   function showCall(text) {
     $("call").hidden = false;
+    $("video-toggle").hidden = !!phone.call.number;
     $("call-peer").textContent = phone.call.peer.name + (phone.call.peer.extension ? ` (${phone.call.peer.extension})` : "");
     $("call-state").textContent = text;
   }
@@ -169,11 +172,13 @@
     for (const id of ["remote-video", "local-video"]) { $(id).srcObject = null; $(id).hidden = true; }
     $("remote-audio").srcObject = null;
     $("call").hidden = true;
+    $("keypad-sent").textContent = "";
+    toggleKeypad(false);
     $("call-duration").textContent = "";
     for (const id of ["mute", "hold", "video-toggle"]) $(id).setAttribute("aria-pressed", "false");
     $("mute").textContent = "Mute";
     $("hold").textContent = "Hold";
-    if (reason) notice(REASONS[reason] || `Call ended (${reason}).`);
+    if (reason) notice(((c && c.number) ? NUMBER_REASONS : REASONS)[reason] || `Call ended (${reason}).`);
   }
 
   function hideIncoming() {
@@ -192,6 +197,33 @@
     phone.call = { id: null, req, role: "caller", peer: { id: user.id, name: user.display_name, extension: user.extension }, video, local };
     showCall("Calling…");
     send({ type: "call", to: user.id, video: !!video, req });
+  }
+
+  // A number the hub answers itself (an echo test, a menu): it picks up at once.
+  async function dialNumber(number) {
+    if (phone.call) return notice("You are already in a call.", true);
+    notice("");
+    const local = await microphone(false);
+    if (!local) return;
+    const req = `r${++phone.reqSeq}`;
+    phone.call = { id: null, req, role: "caller", number, peer: { name: number, extension: null }, video: false, local };
+    showCall("Calling…");
+    send({ type: "dial", number, req });
+  }
+
+  // Digits for menus (RFC 4733 events on the audio stream), queued behind those still playing.
+  function sendDigit(digit) {
+    const c = phone.call;
+    const sender = c?.pc?.getSenders().find((s) => s.track && s.track.kind === "audio");
+    if (!sender || !sender.dtmf || !sender.dtmf.canInsertDTMF) return notice("Tones cannot be sent on this call yet.", true);
+    sender.dtmf.insertDTMF(sender.dtmf.toneBuffer + digit, 120, 70);
+    $("keypad-sent").textContent = ($("keypad-sent").textContent + digit).slice(-24);
+  }
+
+  function toggleKeypad(show) {
+    const on = show ?? $("keypad").hidden;
+    $("keypad").hidden = !on;
+    $("keypad-toggle").setAttribute("aria-pressed", String(on));
   }
 
   async function accept() {
@@ -299,7 +331,7 @@
       c.id = msg.call;
       c.peer = msg.to;
       showCall(msg.devices ? "Ringing…" : "Calling…");
-      if (msg.devices) tone({ freqs: [440, 480], on: 2000, off: 4000 });
+      if (msg.devices && !c.number) tone({ freqs: [440, 480], on: 2000, off: 4000 });
     },
     incoming(msg) {
       phone.incoming = { id: msg.call, from: msg.from, video: msg.video };
@@ -325,6 +357,7 @@
       c.negotiated = true;
       showCall("Connecting…");
       addLocal(pc, c.local); // fires negotiationneeded: the first offer
+      if (c.number) toggleKeypad(true); // menus want digits
     },
     answered_elsewhere(msg) {
       if (phone.incoming && phone.incoming.id === msg.call) {
@@ -452,6 +485,13 @@
   $("mute").addEventListener("click", toggleMute);
   $("hold").addEventListener("click", toggleHold);
   $("video-toggle").addEventListener("click", () => toggleVideo().catch((e) => console.error(e)));
+  $("keypad-toggle").addEventListener("click", () => toggleKeypad());
+  for (const b of $("keypad").querySelectorAll("button[data-digit]")) b.addEventListener("click", () => sendDigit(b.dataset.digit));
+  $("dial-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const number = $("dial-number").value.trim();
+    if (number) dialNumber(number).catch((err) => console.error(err));
+  });
 
   // Start once app.js knows the person is signed in (it may have found out before this
   // script ran, hence the flag as well as the event).

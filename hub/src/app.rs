@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod browser_numbers;
+
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
@@ -193,7 +195,16 @@ async fn serve(config: Config) -> Exit {
     };
     let cancel = CancellationToken::new();
     let stopping = CancellationToken::new();
-    let sip_task = match start_sip(&config, cancel.clone()).await {
+    // The media engine answers hub numbers for SIP callers and browsers alike.
+    let apps = match media_apps(&config, config.sip.listen.ip()) {
+        Ok(apps) => apps,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the media engine");
+            eprintln!("error: cannot start the media engine: {e}");
+            return Exit::Failure;
+        }
+    };
+    let sip_task = match start_sip(&config, apps.clone(), cancel.clone()).await {
         Ok(task) => task,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
@@ -201,7 +212,9 @@ async fn serve(config: Config) -> Exit {
             return Exit::Failure;
         }
     };
-    let (calls, calls_task) = Calls::start(config.calls.clone(), store.clone(), cancel.clone());
+    let numbers: Arc<dyn crate::calls::service::HubNumbers> = Arc::new(browser_numbers::BrowserNumbers(apps));
+    let (calls, calls_task) =
+        Calls::start_with_numbers(config.calls.clone(), store.clone(), Some(numbers), cancel.clone());
     let services = Services { store: store.clone(), auth: parts.auth, calls, shutdown: stopping.clone() };
     let state = WebState::new(services, parts.settings);
     let mut tasks = vec![
@@ -259,6 +272,7 @@ async fn serve(config: Config) -> Exit {
 /// Asterisk is configured).
 async fn start_sip(
     config: &Config,
+    apps: Arc<crate::media::apps::Apps>,
     shutdown: CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, sip::transport::TransportError> {
     if !config.sip.enabled.resolve(config.pbx.ami_url.is_some()) {
@@ -302,7 +316,7 @@ async fn start_sip(
     });
     // Calls: the media engine runs the built-in app of the dialled number (the echo test for
     // numbers without one).
-    let app: Arc<dyn sip::media_port::MediaApp> = media_apps(config, listening.udp.ip())?;
+    let app: Arc<dyn sip::media_port::MediaApp> = apps;
     let table = Arc::new(sip::call_table::CallTable::new(usize::try_from(config.sip.max_calls).unwrap_or(usize::MAX)));
     let settings = sip::calls::CallSettings {
         ring: config.sip.ring,
@@ -517,10 +531,7 @@ async fn shutdown_signal() {
 }
 
 /// The media engine and the built-in apps of `[media.numbers]`.
-fn media_apps(
-    config: &Config,
-    ip: std::net::IpAddr,
-) -> Result<Arc<crate::media::apps::Apps>, sip::transport::TransportError> {
+fn media_apps(config: &Config, ip: std::net::IpAddr) -> std::io::Result<Arc<crate::media::apps::Apps>> {
     use crate::media::{echo::EchoApp, engine, ports::PortRange, recorder::RecordOptions};
     let m = &config.media;
     let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
@@ -536,8 +547,7 @@ fn media_apps(
         },
         pacer_threads: m.pacer_threads,
     };
-    let engine = engine::Engine::new(PortRange::new(ip, m.rtp_port_min, m.rtp_port_max), settings)
-        .map_err(|e| sip::transport::TransportError::Bridge(sip::bridge::BridgeError::Stack(e.to_string())))?;
+    let engine = engine::Engine::new(PortRange::new(ip, m.rtp_port_min, m.rtp_port_max), settings)?;
     let echo = EchoApp::new(PortRange::new(ip, m.rtp_port_min, m.rtp_port_max));
     Ok(Arc::new(crate::media::apps::Apps::new(engine, echo, m.numbers.clone())))
 }

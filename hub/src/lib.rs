@@ -14,10 +14,13 @@
 //! L2  directory, auth, pbx users, extensions, numbers; sign-in and sessions (auth uses directory);
 //!                          Asterisk (AMI; generated config: templates, render, write;
 //!                          provisioning; SIP presence from AMI events)
-//! L3  calls                browser calls: state machine, controller, signaling protocol
-//! L3  media                media apps behind sip's media port (the RTP echo); uses sip
+//! L3  calls                browser calls: state machine, controller, signaling protocol;
+//!                          the HubNumbers trait for numbers the hub answers itself
+//! L3  media                media engine and apps behind sip's media port, and the WebRTC
+//!                          peer that answers browsers dialling hub numbers; uses sip
 //! L5  web, cli             thin adapters (HTTPS + JSON; the `hub` command line)
-//! L6  app                  composition root: the only place that picks concrete backends
+//! L6  app                  composition root: the only place that picks concrete backends;
+//!                          wires calls' HubNumbers to media's WebRTC apps
 //! ```
 
 pub mod app;

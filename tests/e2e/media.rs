@@ -304,3 +304,52 @@ fn a_missing_prompt_is_a_clear_error_for_that_call_only() {
     let out = run(dir.path(), &["sip", "status"], &[]);
     assert!(out.status.success(), "{:?}", text(&out));
 }
+
+/// A hub (SIP off) whose `[media.numbers]` a browser can dial: `*47` plays a 3 s tone, `*45`
+/// is the recording test, `*43` the echo test.
+fn hub_for_browsers(dir: &Path) -> Hub {
+    let prompt = dir.join("prompts/tone.wav");
+    std::fs::create_dir_all(prompt.parent().unwrap()).unwrap();
+    write_wav(&prompt, 8000, 1, &tone(1000.0, 3000, 12_000.0));
+    std::fs::write(
+        dir.join("hub.toml"),
+        "[media.numbers]\n\"*47\" = { app = \"playback\", prompt = \"tone.wav\" }\n\"*45\" = { app = \"record\" }\n\"*43\" = { app = \"echo\" }\n",
+    )
+    .unwrap();
+    Hub::start(dir, &[], &[])
+}
+
+#[test]
+fn a_browser_dialling_a_hub_number_hears_the_prompt_over_webrtc() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_for_browsers(dir.path());
+    crate::webapp::run_scenario("ivr.mjs", &hub, &[("SCENARIO", "playback"), ("NUMBER", "*47")]);
+    let ended = hub.wait_for("browser call ended");
+    // The whole prompt went out on the pacer's grid, through the peer's SRTP.
+    let out: u64 = event_field(&ended, "browser call ended", "packets_out").unwrap().parse().unwrap();
+    assert!(out >= 145, "3 s of prompt is 150 packets; {out} sent\n{ended}");
+    let codec = event_field(&ended, "browser call ended", "codec");
+    assert_eq!(codec.as_deref(), Some("opus"), "{ended}");
+}
+
+#[test]
+fn a_browser_sends_digits_to_a_hub_number_and_they_are_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_for_browsers(dir.path());
+    crate::webapp::run_scenario("ivr.mjs", &hub, &[("SCENARIO", "digits"), ("NUMBER", "*45"), ("DIGITS", "12#")]);
+    let ended = hub.wait_for("browser call ended");
+    assert_eq!(event_field(&ended, "browser call ended", "digits").as_deref(), Some("12#"), "{ended}");
+    let heard: u64 = event_field(&ended, "browser call ended", "packets_in").unwrap().parse().unwrap();
+    assert!(heard > 10, "the tab's Opus reached the engine: {ended}");
+}
+
+#[test]
+fn a_browser_hears_itself_on_the_echo_test_and_hangs_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_for_browsers(dir.path());
+    crate::webapp::run_scenario("ivr.mjs", &hub, &[("SCENARIO", "echo"), ("NUMBER", "*43")]);
+    let ended = hub.wait_for("browser call ended");
+    assert_eq!(event_field(&ended, "browser call ended", "app").as_deref(), Some("echo"), "{ended}");
+    let back: u64 = event_field(&ended, "browser call ended", "packets_out").unwrap().parse().unwrap();
+    assert!(back > 50, "the tab's audio went back to it: {ended}");
+}

@@ -30,6 +30,10 @@ pub fn run_scenario(script: &str, hub: &Hub, env: &[(&str, &str)]) {
     let out = cmd.output().expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // `HUB_TEST_SHOW=1` prints the scenario's steps (the figures it saw) on success too.
+    if std::env::var_os("HUB_TEST_SHOW").is_some() {
+        eprintln!("--- {script} ---\n{stdout}");
+    }
     assert!(
         out.status.success() && stdout.contains("{\"ok\":true}"),
         "browser scenario {script} failed\n--- scenario ---\n{stdout}\n--- browser ---\n{stderr}\n--- hub log ---\n{}\n(screenshots in {})",

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::{DelayQueue, delay_queue};
 
+use super::service::{HubNumbers, ServiceCall, ServiceEvent, ServicePeer};
 use super::signal::{ClientMessage, ErrorCode, Party, ServerMessage};
 use super::state::{Call, DeviceId, EndReason, Input, Notice, Phase, Refusal};
 use crate::config::CallsConfig;
@@ -64,6 +65,7 @@ enum Command {
     Connect { info: DeviceInfo, out: mpsc::Sender<String>, reply: oneshot::Sender<DeviceId> },
     Disconnect { device: DeviceId },
     Place { device: DeviceId, callee: Party, video: bool, req: Option<String> },
+    Dial { device: DeviceId, number: String, req: Option<String> },
     Message { device: DeviceId, msg: ClientMessage },
     Presence { users: Vec<UserId>, reply: oneshot::Sender<Vec<Presence>> },
     Stats { reply: oneshot::Sender<Stats> },
@@ -87,9 +89,20 @@ impl Calls {
         store: Arc<dyn Store>,
         cancel: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
+        Self::start_with_numbers(config, store, None, cancel)
+    }
+
+    /// As [`Calls::start`], with the numbers the hub answers itself (apps, IVR scripts).
+    pub fn start_with_numbers(
+        config: CallsConfig,
+        store: Arc<dyn Store>,
+        numbers: Option<Arc<dyn HubNumbers>>,
+        cancel: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(16_384);
-        let state = State::new(config, store);
-        let task = tokio::spawn(run(rx, state, cancel));
+        let (service_tx, service_rx) = mpsc::unbounded_channel();
+        let state = State::new(config, store, numbers, service_tx);
+        let task = tokio::spawn(run(rx, service_rx, state, cancel));
         (Self { tx }, task)
     }
 
@@ -120,6 +133,11 @@ impl Calls {
         self.send(Command::Place { device, callee, video, req }).await
     }
 
+    /// Asks to call the hub number `number` from `device`.
+    pub async fn dial(&self, device: DeviceId, number: String, req: Option<String>) -> Result<(), Stopped> {
+        self.send(Command::Dial { device, number, req }).await
+    }
+
     /// Any other message from a tab.
     pub async fn message(&self, device: DeviceId, msg: ClientMessage) -> Result<(), Stopped> {
         self.send(Command::Message { device, msg }).await
@@ -140,7 +158,12 @@ impl Calls {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Command>, mut state: State, cancel: CancellationToken) {
+async fn run(
+    mut rx: mpsc::Receiver<Command>,
+    mut service_rx: mpsc::UnboundedReceiver<(CallId, ServiceEvent)>,
+    mut state: State,
+    cancel: CancellationToken,
+) {
     loop {
         tokio::select! {
             biased;
@@ -149,6 +172,7 @@ async fn run(mut rx: mpsc::Receiver<Command>, mut state: State, cancel: Cancella
                 Some(cmd) => state.handle(cmd),
                 None => break,
             },
+            Some((call, event)) = service_rx.recv() => state.service_event(&call, event),
             Some(expired) = std::future::poll_fn(|cx| state.timers.poll_expired(cx)), if !state.timers.is_empty() => {
                 state.ring_timeout(expired.into_inner());
             }
@@ -174,6 +198,15 @@ struct Live {
     timer: Option<delay_queue::Key>,
     /// Session short ids of every device involved, for the record.
     labels: Vec<String>,
+    /// The hub's answering side, for a call to a hub number.
+    service: Option<Service>,
+}
+
+/// The hub's side of a call to a hub number: a stand-in device id in the state machine, and
+/// the peer that gets what the caller's tab sends it.
+struct Service {
+    device: DeviceId,
+    peer: Box<dyn ServicePeer>,
 }
 
 struct State {
@@ -188,11 +221,20 @@ struct State {
     ringing_by_ip: HashMap<IpAddr, u32>,
     stalled: Vec<DeviceId>,
     ended: u64,
+    numbers: Option<Arc<dyn HubNumbers>>,
+    service_tx: mpsc::UnboundedSender<(CallId, ServiceEvent)>,
 }
 
 impl State {
-    fn new(config: CallsConfig, store: Arc<dyn Store>) -> Self {
+    fn new(
+        config: CallsConfig,
+        store: Arc<dyn Store>,
+        numbers: Option<Arc<dyn HubNumbers>>,
+        service_tx: mpsc::UnboundedSender<(CallId, ServiceEvent)>,
+    ) -> Self {
         Self {
+            numbers,
+            service_tx,
             config,
             store,
             next_device: 1,
@@ -218,6 +260,7 @@ impl State {
             }
             Command::Disconnect { device } => self.disconnect(device),
             Command::Place { device, callee, video, req } => self.place(device, callee, video, req),
+            Command::Dial { device, number, req } => self.dial(device, number, req),
             Command::Message { device, msg } => self.message(device, msg),
             Command::Presence { users, reply } => {
                 let list = users.iter().map(|u| self.presence(u)).collect();
@@ -280,28 +323,37 @@ impl State {
         }
     }
 
-    fn place(&mut self, device: DeviceId, callee: Party, video: bool, req: Option<String>) {
-        let Some(caller) = self.devices.get(&device) else { return };
+    /// Whether `device` may place a call now; tells it why not. Returns the caller's party,
+    /// address and session label.
+    fn may_call(&mut self, device: DeviceId, req: &Option<String>) -> Option<(Party, IpAddr, String)> {
+        let caller = self.devices.get(&device)?;
         let caller_party = caller.info.user.clone();
         let caller_ip = caller.info.ip;
         let caller_label = caller.info.session.clone();
-        if callee.id == caller_party.id {
-            return self.error(device, ErrorCode::CannotCallYourself, "You cannot call yourself.", None, req);
-        }
         if !caller.calls.is_empty() {
-            return self.error(device, ErrorCode::Busy, "This tab is already in a call.", None, req);
+            self.error(device, ErrorCode::Busy, "This tab is already in a call.", None, req.clone());
+            return None;
         }
         let by_user = self.ringing_by_user.get(&caller_party.id).copied().unwrap_or(0);
         let by_ip = self.ringing_by_ip.get(&caller_ip).copied().unwrap_or(0);
         if by_user >= self.config.max_outgoing_per_user || by_ip >= self.config.max_outgoing_per_ip {
-            return self.error(
+            self.error(
                 device,
                 ErrorCode::TooManyCalls,
                 "Too many calls are ringing at once; wait for one to end.",
                 None,
-                req,
+                req.clone(),
             );
+            return None;
         }
+        Some((caller_party, caller_ip, caller_label))
+    }
+
+    fn place(&mut self, device: DeviceId, callee: Party, video: bool, req: Option<String>) {
+        if self.devices.get(&device).is_some_and(|d| d.info.user.id == callee.id) {
+            return self.error(device, ErrorCode::CannotCallYourself, "You cannot call yourself.", None, req);
+        }
+        let Some((caller_party, caller_ip, caller_label)) = self.may_call(device, &req) else { return };
 
         let id = CallId::generate();
         let now = Timestamp::now();
@@ -337,7 +389,77 @@ impl State {
         let timer = Some(self.timers.insert(id.clone(), self.config.ring_timeout));
         let call = Call::ring(id.clone(), device, caller_party.id.clone(), callee.id.clone(), free, video, now);
         tracing::info!(call = %id, caller = %caller_party.id, callee = %callee.id, devices = call.ringing.len(), "ringing");
-        self.calls.insert(id, Live { call, caller_ip, caller_party, ringing_counted: true, timer, labels });
+        self.calls
+            .insert(id, Live { call, caller_ip, caller_party, ringing_counted: true, timer, labels, service: None });
+    }
+
+    /// A call to a number the hub answers itself: the answering side picks up at once, and the
+    /// tab goes on as with an answered colleague (it sends its offer).
+    fn dial(&mut self, device: DeviceId, number: String, req: Option<String>) {
+        let name = self.numbers.as_ref().and_then(|n| n.name(&number));
+        let (Some(name), Some(numbers)) = (name, self.numbers.clone()) else {
+            return self.error(device, ErrorCode::UnknownNumber, "The hub does not answer that number.", None, req);
+        };
+        let Some((caller_party, caller_ip, caller_label)) = self.may_call(device, &req) else { return };
+        let id = CallId::generate();
+        let now = Timestamp::now();
+        let callee = Party { id: UserId::from_string(&number), name, extension: Some(number.clone()) };
+        self.send(device, &ServerMessage::Calling { call: id.clone(), to: callee.clone(), devices: 1, req });
+        let events = {
+            let (tx, call) = (self.service_tx.clone(), id.clone());
+            Box::new(move |event| {
+                let _ = tx.send((call.clone(), event));
+            })
+        };
+        let service_call = ServiceCall { call: id.clone(), number: number.clone(), caller: caller_party.clone() };
+        let peer = match numbers.answer(service_call, events) {
+            Ok(peer) => peer,
+            Err(e) => {
+                tracing::warn!(call = %id, %number, error = %e, "the hub cannot answer the number");
+                let call = Call::unreachable(id.clone(), device, caller_party.id, callee.id, EndReason::Offline, now);
+                self.send(device, &ServerMessage::Ended { call: id, reason: EndReason::Offline });
+                self.record(&call, vec![caller_label]);
+                return;
+            }
+        };
+        let stand_in = self.next_device;
+        self.next_device += 1;
+        if let Some(x) = self.devices.get_mut(&device) {
+            x.calls.push(id.clone());
+        }
+        let call = Call::ring(id.clone(), device, caller_party.id.clone(), callee.id, vec![stand_in], false, now);
+        tracing::info!(call = %id, caller = %caller_party.id, %number, "calling a hub number");
+        let service = Some(Service { device: stand_in, peer });
+        let live = Live {
+            call,
+            caller_ip,
+            caller_party,
+            ringing_counted: false,
+            timer: None,
+            labels: vec![caller_label],
+            service,
+        };
+        self.calls.insert(id.clone(), live);
+        self.apply(&id, Input::Accept(stand_in), None);
+    }
+
+    /// What the answering side of a call to a hub number has for the caller.
+    fn service_event(&mut self, call: &CallId, event: ServiceEvent) {
+        let Some(live) = self.calls.get(call) else { return };
+        let Some(stand_in) = live.service.as_ref().map(|s| s.device) else { return };
+        let caller = live.call.caller;
+        match event {
+            ServiceEvent::Answer(sdp) => self.send(caller, &ServerMessage::Answer { call: call.clone(), sdp }),
+            ServiceEvent::Ice(candidate) => self.send(caller, &ServerMessage::Ice { call: call.clone(), candidate }),
+            ServiceEvent::Hangup(reason) => {
+                tracing::info!(%call, %reason, "the hub number hung up");
+                self.apply(call, Input::Hangup(stand_in), None);
+            }
+            ServiceEvent::Failed(reason) => {
+                tracing::warn!(%call, %reason, "the hub number's media failed");
+                self.apply(call, Input::DeviceGone(stand_in), None);
+            }
+        }
     }
 
     fn message(&mut self, device: DeviceId, msg: ClientMessage) {
@@ -346,8 +468,8 @@ impl State {
         }
         match msg {
             ClientMessage::Ping { req, .. } => self.send(device, &ServerMessage::Pong { req }),
-            // Calls are placed through `place` (the connection looks the callee up first).
-            ClientMessage::Call { req, .. } => {
+            // Calls are placed through `place` and `dial` (the connection looks the callee up).
+            ClientMessage::Call { req, .. } | ClientMessage::Dial { req, .. } => {
                 self.error(device, ErrorCode::BadMessage, "call requests go through the connection", None, req)
             }
             ClientMessage::Accept { call, .. } => self.apply(&call, Input::Accept(device), Some(device)),
@@ -381,9 +503,15 @@ impl State {
         };
         match live.call.step(Input::Relay(device), Timestamp::now()) {
             Ok(tell) => {
-                if let Some((peer, _)) = tell.first() {
-                    let peer = *peer;
-                    self.send(peer, &msg);
+                let Some(&(peer, _)) = tell.first() else { return };
+                match &mut live.service {
+                    // The hub answers this call itself: its peer takes the tab's SDP and ICE.
+                    Some(service) if service.device == peer => match msg {
+                        ServerMessage::Offer { sdp, .. } => service.peer.offer(sdp),
+                        ServerMessage::Ice { candidate, .. } => service.peer.ice(candidate),
+                        _ => {}
+                    },
+                    _ => self.send(peer, &msg),
                 }
             }
             Err(r) => self.refuse(device, call, r),

@@ -29,6 +29,17 @@ pub enum ClientMessage {
         #[serde(default)]
         v: Option<u32>,
     },
+    /// Call a number the hub answers itself (an echo test, a recording test, an IVR menu).
+    Dial {
+        /// The number, as dialled.
+        number: String,
+        /// Echoed in the answer, to match it to this request.
+        #[serde(default)]
+        req: Option<String>,
+        /// Protocol version (checked by the connection).
+        #[serde(default)]
+        v: Option<u32>,
+    },
     /// Answer a ringing call on this tab.
     Accept {
         /// The call.
@@ -100,6 +111,7 @@ impl ClientMessage {
     pub fn version(&self) -> u32 {
         let v = match self {
             ClientMessage::Call { v, .. }
+            | ClientMessage::Dial { v, .. }
             | ClientMessage::Accept { v, .. }
             | ClientMessage::Decline { v, .. }
             | ClientMessage::Hangup { v, .. }
@@ -120,7 +132,7 @@ impl ClientMessage {
             | ClientMessage::Offer { call, .. }
             | ClientMessage::Answer { call, .. }
             | ClientMessage::Ice { call, .. } => Some(call),
-            ClientMessage::Call { .. } | ClientMessage::Ping { .. } => None,
+            ClientMessage::Call { .. } | ClientMessage::Dial { .. } | ClientMessage::Ping { .. } => None,
         }
     }
 }
@@ -266,6 +278,8 @@ pub enum ErrorCode {
     TooManyCalls,
     /// No such user, or a disabled one.
     UnknownUser,
+    /// A dialled number the hub does not answer.
+    UnknownNumber,
     /// Calling yourself.
     CannotCallYourself,
     /// This tab is already in a call.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::channel::{Channel, ChannelError};
 use super::echo::EchoApp;
 use super::engine::Engine;
+use super::webrtc::{self, Answerer, SessionEvents, WebRtcCall};
 use crate::config::MediaApp as AppSpec;
 use crate::sip::media_port::{CallInfo, LegEvents, MediaApp, MediaError, MediaLeg};
 use crate::sip::sdp::AudioCodec;
@@ -28,6 +29,38 @@ impl Apps {
     /// Apps for `numbers` on `engine`; `echo` answers the rest.
     pub fn new(engine: Arc<Engine>, echo: EchoApp, numbers: BTreeMap<String, AppSpec>) -> Self {
         Self { engine, echo, numbers }
+    }
+
+    /// What a browser caller sees for `number`, when an app answers it. (A SIP caller of an
+    /// unknown number gets the echo test; a person who mistypes in the browser is told.)
+    pub fn name(&self, number: &str) -> Option<String> {
+        self.numbers.get(number).map(|spec| {
+            match spec {
+                AppSpec::Echo => "Echo test",
+                AppSpec::Playback { .. } => "Announcement",
+                AppSpec::Record => "Recording test",
+            }
+            .to_string()
+        })
+    }
+
+    /// Answers a browser's call to `call.to` as a WebRTC peer running the number's app.
+    pub fn open_webrtc(&self, call: CallInfo, events: SessionEvents) -> Result<WebRtcCall, MediaError> {
+        let spec = self
+            .numbers
+            .get(&call.to)
+            .cloned()
+            .ok_or_else(|| MediaError::Refused(format!("no app answers {}", call.to)))?;
+        let answerer = match spec {
+            AppSpec::Echo => Answerer::Echo,
+            spec => {
+                let span = tracing::info_span!("app", call = %call.id, to = %call.to, path = "webrtc");
+                Answerer::Engine(Box::new(move |channel| {
+                    tokio::spawn(tracing::Instrument::instrument(run(spec, channel), span));
+                }))
+            }
+        };
+        Ok(webrtc::start(&self.engine, call, answerer, events)?)
     }
 }
 

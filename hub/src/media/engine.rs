@@ -11,13 +11,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::channel::Channel;
 use super::codec::{self, Encoder};
-use super::leg::{EngineLeg, LegShared, RecvState, lock, receive};
+use super::leg::{EngineLeg, Inbound, LegShared, RecvState, Transport, lock, receive};
 use super::pacer::Pacer;
 use super::ports::PortRange;
 use super::prompt::PromptCache;
 use super::recorder::RecordOptions;
 use super::rtp_stats::ReceiveStats;
-use super::socket::RtpSocket;
+use super::socket::{RtpSink, RtpSocket};
 use crate::sip::media_port::{CallInfo, LegEvents, MediaError};
 use crate::sip::sdp::AudioCodec;
 
@@ -79,6 +79,11 @@ impl Engine {
         Some(frame)
     }
 
+    /// One UDP socket from the RTP range (a WebRTC peer needs one port for everything).
+    pub fn bind_one(&self) -> std::io::Result<std::net::UdpSocket> {
+        self.ports.bind()
+    }
+
     /// Opens a call's audio: binds its RTP and RTCP ports and starts its receive task. The leg
     /// goes to the SIP layer, the channel to whatever drives the call (an app, a script).
     pub fn open(self: &Arc<Self>, call: &CallInfo, events: LegEvents) -> Result<(EngineLeg, Channel), MediaError> {
@@ -87,6 +92,33 @@ impl Engine {
         // One descriptor per socket, shared by the receive task and the pacer.
         let rtp = Arc::new(RtpSocket::new(rtp)?);
         let rtcp = Arc::new(RtpSocket::new(rtcp)?);
+        let inbound = Inbound::Udp(rtp.clone(), rtcp.clone());
+        Ok(self.open_with(call, events, local, Transport::Udp { rtp, rtcp }, inbound))
+    }
+
+    /// Opens the audio of a call whose packets travel through a WebRTC peer connection: the
+    /// pacer's packets go to `sink`, the caller's decrypted RTP comes from `inbound`. `tag`
+    /// stands for the peer's address in the leg's parameters (the peer connection, not the
+    /// leg, knows where the browser is).
+    pub fn open_packets(
+        self: &Arc<Self>,
+        call: &CallInfo,
+        events: LegEvents,
+        sink: Arc<dyn RtpSink>,
+        inbound: mpsc::Receiver<bytes::Bytes>,
+        tag: std::net::SocketAddr,
+    ) -> (EngineLeg, Channel) {
+        self.open_with(call, events, tag, Transport::Packets { sink }, Inbound::Packets(inbound, tag))
+    }
+
+    fn open_with(
+        self: &Arc<Self>,
+        call: &CallInfo,
+        events: LegEvents,
+        local: std::net::SocketAddr,
+        transport: Transport,
+        inbound: Inbound,
+    ) -> (EngineLeg, Channel) {
         let (digits_tx, digits_rx) = mpsc::unbounded_channel();
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let (params, _) = watch::channel(None);
@@ -109,8 +141,7 @@ impl Engine {
         let span = tracing::debug_span!("media", call = %call.id, %local);
         tokio::spawn(tracing::Instrument::instrument(
             receive(
-                rtp.clone(),
-                rtcp.clone(),
+                inbound,
                 shared.clone(),
                 // Subscribed here, not in the task: an answer given before the task first runs
                 // must still count as a change.
@@ -122,8 +153,8 @@ impl Engine {
             span,
         ));
         let channel = Channel::new(call.clone(), self.clone(), shared.clone(), digits_rx, events, stop.clone());
-        let leg = EngineLeg { local, shared, engine: self.clone(), rtp, rtcp, stop };
-        Ok((leg, channel))
+        let leg = EngineLeg { local, shared, engine: self.clone(), transport, stop };
+        (leg, channel)
     }
 }
 

@@ -28,7 +28,7 @@ use super::pacer::{RtcpOut, StreamCounters, StreamHandle, StreamSpec};
 use super::recorder::{RecordError, Recorder, Recording, StopReason};
 use super::rtcp::{self, PeerSr, RemoteView, SendCounts};
 use super::rtp_stats::ReceiveStats;
-use super::socket::RtpSocket;
+use super::socket::{RtpSink, RtpSocket};
 use super::telephone_event::EventReceiver;
 use crate::sip::media_port::{Digit, LegStats, MediaLeg};
 use crate::sip::sdp::{AudioCodec, Direction, MediaParams};
@@ -86,13 +86,38 @@ pub(super) enum RecvCommand {
     StopRecording(StopReason),
 }
 
+/// How a leg's packets travel.
+#[derive(Clone)]
+pub(super) enum Transport {
+    /// RTP and RTCP on the call's own UDP ports (SIP callers).
+    Udp {
+        /// RTP, shared by the receive task and the pacer.
+        rtp: Arc<RtpSocket>,
+        /// RTCP, the odd port above.
+        rtcp: Arc<RtpSocket>,
+    },
+    /// Plain RTP handed to a WebRTC peer connection, which encrypts it (SRTP) and keeps its
+    /// own RTCP; the caller's plain RTP comes back on a queue.
+    Packets {
+        /// Where the pacer puts the packets.
+        sink: Arc<dyn RtpSink>,
+    },
+}
+
+/// Where the receive task reads the caller's packets.
+pub(super) enum Inbound {
+    /// The call's RTP and RTCP sockets.
+    Udp(Arc<RtpSocket>, Arc<RtpSocket>),
+    /// Decrypted RTP from a WebRTC peer, tagged with the leg's stand-in address.
+    Packets(mpsc::Receiver<Bytes>, SocketAddr),
+}
+
 /// The engine's [`MediaLeg`].
 pub struct EngineLeg {
     pub(super) local: SocketAddr,
     pub(super) shared: Arc<LegShared>,
     pub(super) engine: Arc<Engine>,
-    pub(super) rtp: Arc<RtpSocket>,
-    pub(super) rtcp: Arc<RtpSocket>,
+    pub(super) transport: Transport,
     pub(super) stop: CancellationToken,
 }
 
@@ -116,7 +141,10 @@ fn silence(engine: &Engine, codec: AudioCodec, ptime_ms: u32) -> Option<Arc<[u8]
 
 impl EngineLeg {
     fn add_stream(&self, params: &MediaParams) {
-        let (rtp, rtcp) = (self.rtp.clone(), self.rtcp.clone());
+        let (socket, rtcp): (Arc<dyn RtpSink>, _) = match &self.transport {
+            Transport::Udp { rtp, rtcp } => (rtp.clone(), Some(rtcp.clone())),
+            Transport::Packets { sink } => (sink.clone(), None),
+        };
         let weak: Weak<LegShared> = Arc::downgrade(&self.shared);
         let cname = self.engine.cname.clone();
         let report: super::pacer::ReportFn = Arc::new(move |ssrc, sent: SendCounts| {
@@ -126,13 +154,13 @@ impl EngineLeg {
             let sent = (sent.packets > 0).then_some(sent);
             rtcp::build_report(ssrc, &cname, sent, block, recv.peer_sr).ok()
         });
-        let rtcp_out = params.remote.map(|r| RtcpOut {
-            socket: rtcp,
+        let rtcp_out = params.remote.zip(rtcp).map(|(r, socket)| RtcpOut {
+            socket,
             remote: SocketAddr::new(r.ip(), r.port().saturating_add(1)),
             report,
         });
         let spec = StreamSpec {
-            socket: rtp,
+            socket,
             remote: sends(params),
             payload_type: params.payload_type,
             clock_rate: params.codec.clock_rate(),
@@ -339,10 +367,27 @@ impl Receive {
     }
 }
 
+/// The next datagram of `socket`; never, without one.
+async fn datagram(socket: Option<&RtpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next packet from a WebRTC peer; never, without one (or once it is gone).
+async fn queued(queue: Option<&mut mpsc::Receiver<Bytes>>) -> Bytes {
+    if let Some(q) = queue
+        && let Some(packet) = q.recv().await
+    {
+        return packet;
+    }
+    std::future::pending().await
+}
+
 /// The receive task of one leg: runs until the leg is dropped.
 pub(super) async fn receive(
-    rtp: Arc<RtpSocket>,
-    rtcp: Arc<RtpSocket>,
+    inbound: Inbound,
     shared: Arc<LegShared>,
     mut params: watch::Receiver<Option<MediaParams>>,
     mut commands: mpsc::UnboundedReceiver<RecvCommand>,
@@ -367,6 +412,10 @@ pub(super) async fn receive(
     state.set_params(current);
     let mut buf = vec![0u8; 1500];
     let mut rtcp_buf = vec![0u8; 1500];
+    let (rtp, rtcp, mut queue, tag) = match inbound {
+        Inbound::Udp(rtp, rtcp) => (Some(rtp), Some(rtcp), None, None),
+        Inbound::Packets(queue, tag) => (None, None, Some(queue), Some(tag)),
+    };
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
@@ -378,11 +427,16 @@ pub(super) async fn receive(
                 state.set_params(current);
             }
             Some(command) = commands.recv() => state.command(command),
-            r = rtp.recv_from(&mut buf) => match r {
+            r = datagram(rtp.as_deref(), &mut buf) => match r {
                 Ok((n, from)) => state.rtp(&buf[..n], from),
                 Err(e) => tracing::debug!(error = %e, "RTP receive error"),
             },
-            r = rtcp.recv_from(&mut rtcp_buf) => match r {
+            packet = queued(queue.as_mut()) => {
+                if let Some(tag) = tag {
+                    state.rtp(&packet, tag);
+                }
+            }
+            r = datagram(rtcp.as_deref(), &mut rtcp_buf) => match r {
                 Ok((n, _)) => state.rtcp(&rtcp_buf[..n]),
                 Err(e) => tracing::debug!(error = %e, "RTCP receive error"),
             },

@@ -5,7 +5,8 @@
 //! has a small receive task ([`leg`]) for statistics, digits (RFC 4733 and in-band) and
 //! recording; prompts are decoded once and encoded once per codec ([`prompt`]). What drives a
 //! call sees a [`channel::Channel`]: the built-in [`apps`] today, IVR scripts next. The RTP
-//! [`echo`] answers numbers without an app.
+//! [`echo`] answers numbers without an app. Browsers calling a hub number reach the same
+//! engine through a WebRTC peer ([`webrtc`]).
 
 pub mod apps;
 pub mod channel;
@@ -23,3 +24,4 @@ pub mod rtcp;
 pub mod rtp_stats;
 pub mod socket;
 pub mod telephone_event;
+pub mod webrtc;

@@ -29,7 +29,7 @@ use rtc_shared::marshal::{Marshal, MarshalSize};
 use tokio::sync::oneshot;
 
 use super::rtcp::SendCounts;
-use super::socket::RtpSocket;
+use super::socket::{RtpSink, RtpSocket};
 use super::telephone_event::EventPacket;
 
 /// A frame sent this long after its slot counts as late.
@@ -81,7 +81,7 @@ pub type ReportFn = Arc<dyn Fn(u32, SendCounts) -> Option<Bytes> + Send + Sync>;
 pub struct StreamSpec {
     /// The call's RTP socket, shared with its receive task: packets leave from the announced
     /// port, and a call costs one descriptor per socket. The pacer only sends, never waiting.
-    pub socket: Arc<RtpSocket>,
+    pub socket: Arc<dyn RtpSink>,
     /// Where to send; `None` while the call is on hold or the peer gave no address.
     pub remote: Option<SocketAddr>,
     /// The RTP payload type of the audio.
@@ -340,6 +340,14 @@ impl Worker {
 
     fn run(mut self) {
         loop {
+            // No stream: sleep until one comes instead of waking every millisecond.
+            if self.index.is_empty() {
+                match self.rx.recv() {
+                    Ok(c) => self.command(c),
+                    Err(_) => return,
+                }
+                self.cursor = Instant::now().saturating_duration_since(self.origin).as_millis() as u64;
+            }
             if !self.commands() {
                 return;
             }

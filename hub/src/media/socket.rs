@@ -12,6 +12,20 @@ use std::net::SocketAddr;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
+/// Where the pacer puts a call's RTP packets: the call's UDP socket, or (for a browser calling
+/// over WebRTC) the peer connection that encrypts them. Never waits: a full queue is an error,
+/// and the pacer counts the frame as dropped.
+pub trait RtpSink: Send + Sync {
+    /// Sends one packet to `to` now, or fails.
+    fn try_send_to(&self, packet: &[u8], to: SocketAddr) -> io::Result<usize>;
+}
+
+impl RtpSink for RtpSocket {
+    fn try_send_to(&self, packet: &[u8], to: SocketAddr) -> io::Result<usize> {
+        RtpSocket::try_send_to(self, packet, to)
+    }
+}
+
 /// A non-blocking UDP socket: awaited for reading, written without waiting.
 pub struct RtpSocket(AsyncFd<std::net::UdpSocket>);
 

@@ -213,7 +213,10 @@ mod tests {
 
     #[test]
     fn registrar_uris_become_addresses() {
-        assert_eq!(registrar_addr("sip:127.0.0.1:5080").unwrap(), "127.0.0.1:5080".parse().unwrap());
+        assert_eq!(
+            registrar_addr("sip:127.0.0.1:5080").unwrap(),
+            "127.0.0.1:5080".parse::<std::net::SocketAddr>().unwrap()
+        );
         assert_eq!(registrar_addr("sip:127.0.0.1").unwrap().port(), 5060);
         assert!(registrar_addr("http://x").is_err() || registrar_addr("not a uri at all").is_err());
     }

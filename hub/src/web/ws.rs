@@ -184,6 +184,13 @@ async fn serve(
     }
 }
 
+/// What a dialled number may hold: digits, letters, `*`, `#`, `+`, up to 32 of them.
+fn valid_number(number: &str) -> bool {
+    !number.is_empty()
+        && number.len() <= 32
+        && number.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | '#' | '+'))
+}
+
 async fn handle(state: &WebState, device: u64, text: &str, reply: &impl Fn(ServerMessage)) {
     let msg: ClientMessage = match serde_json::from_str(text) {
         Ok(m) => m,
@@ -221,9 +228,35 @@ async fn handle(state: &WebState, device: u64, text: &str, reply: &impl Fn(Serve
                 ));
             }
         },
+        ClientMessage::Dial { number, req, .. } => {
+            if !valid_number(&number) {
+                return reply(ServerMessage::error(
+                    ErrorCode::UnknownNumber,
+                    "A number is up to 32 digits, letters, *, # or +.",
+                    None,
+                    req,
+                ));
+            }
+            state.calls.dial(device, number, req).await
+        }
         other => state.calls.message(device, other).await,
     };
     if result.is_err() {
         reply(ServerMessage::error(ErrorCode::CallEnded, "The hub is shutting down.", None, None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_number;
+
+    #[test]
+    fn dialled_numbers_are_short_and_plain() {
+        for ok in ["*43", "1001", "+441234567890", "#9", "ivr"] {
+            assert!(valid_number(ok), "{ok}");
+        }
+        for bad in ["", "12 34", "1;user=phone", "sip:1001@x", "ü", &"1".repeat(33)] {
+            assert!(!valid_number(bad), "{bad}");
+        }
     }
 }

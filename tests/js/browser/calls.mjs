@@ -6,17 +6,12 @@
 //   no_answer  nobody answers within the ring timeout (the hub runs with a short one).
 //   close_tab  A closes the answering tab mid-call: B is told the connection was lost.
 // ICE_POLICY=relay forces TURN relay candidates only.
-import { run, device, step, check, WAIT_MS } from "./lib.mjs";
+import { run, device, step, check, signIn as demoSignIn, WAIT_MS } from "./lib.mjs";
+
+const signIn = (page, name) => demoSignIn(page, name, { ready: false });
 
 const hub = process.env.HUB_URL;
 const scenario = process.env.SCENARIO ?? "answer";
-
-async function signIn(page, name) {
-  await page.goto(`${hub}/auth/demo`);
-  await page.fill("#name", name);
-  await page.click("button[type=submit]");
-  await page.waitForURL(`${hub}/`);
-}
 
 async function ready(page) {
   await page.waitForFunction(() => document.getElementById("ws-state").textContent === "Ready to call.", null, { timeout: WAIT_MS, polling: 100 });

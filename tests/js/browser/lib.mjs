@@ -54,3 +54,15 @@ export async function run(scenario, options = {}) {
     await browser.close();
   }
 }
+
+// Signs in on the demo form as `name`; with `ready`, waits until the phone is connected.
+export async function signIn(page, name, { ready = true } = {}) {
+  const hub = process.env.HUB_URL;
+  await page.goto(`${hub}/auth/demo`);
+  await page.fill("#name", name);
+  await page.click("button[type=submit]");
+  await page.waitForURL(`${hub}/`);
+  if (ready) {
+    await page.waitForFunction(() => document.getElementById("ws-state").textContent === "Ready to call.", null, { timeout: WAIT_MS, polling: 100 });
+  }
+}

@@ -1,15 +1,5 @@
 // A person who blocks the microphone is told so in words, and nobody is rung.
-import { run, device, step, check, WAIT_MS } from "./lib.mjs";
-
-const hub = process.env.HUB_URL;
-
-async function signIn(page, name) {
-  await page.goto(`${hub}/auth/demo`);
-  await page.fill("#name", name);
-  await page.click("button[type=submit]");
-  await page.waitForURL(`${hub}/`);
-  await page.waitForFunction(() => document.getElementById("ws-state").textContent === "Ready to call.", null, { timeout: WAIT_MS, polling: 100 });
-}
+import { run, device, step, check, signIn, WAIT_MS } from "./lib.mjs";
 
 await run(async (browser, pages) => {
   const carol = await device(browser, "carol");

@@ -248,3 +248,120 @@ async fn a_stalled_device_is_disconnected_without_stopping_the_others() {
     fine.expect("pong").await;
     assert_eq!(f.calls.stats().await.unwrap().devices, 1, "the stalled device was dropped");
 }
+
+/// A hub number that records what its peer is given and lets the test speak for it.
+#[derive(Default)]
+struct FakeNumbers {
+    got: Arc<std::sync::Mutex<Vec<String>>>,
+    events: Arc<std::sync::Mutex<Option<super::super::service::ServiceEvents>>>,
+}
+
+struct FakePeer(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl ServicePeer for FakePeer {
+    fn offer(&mut self, sdp: String) {
+        self.0.lock().unwrap().push(format!("offer {sdp}"));
+    }
+    fn ice(&mut self, candidate: Value) {
+        self.0.lock().unwrap().push(format!("ice {candidate}"));
+    }
+}
+
+impl Drop for FakePeer {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().push("dropped".into());
+    }
+}
+
+impl HubNumbers for FakeNumbers {
+    fn name(&self, number: &str) -> Option<String> {
+        ["*43", "*99"].contains(&number).then(|| format!("Test {number}"))
+    }
+    fn answer(
+        &self,
+        call: ServiceCall,
+        events: super::super::service::ServiceEvents,
+    ) -> Result<Box<dyn ServicePeer>, String> {
+        if call.number == "*99" {
+            return Err("no ports left".into());
+        }
+        self.got.lock().unwrap().push(format!("answer {} from {}", call.number, call.caller.id));
+        *self.events.lock().unwrap() = Some(events);
+        Ok(Box::new(FakePeer(self.got.clone())))
+    }
+}
+
+async fn fixture_with_numbers() -> (Fixture, Arc<FakeNumbers>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("c.db"), 2).await.unwrap());
+    let numbers = Arc::new(FakeNumbers::default());
+    let hub: Arc<dyn HubNumbers> = numbers.clone();
+    let (calls, _task) =
+        Calls::start_with_numbers(CallsConfig::default(), store.clone(), Some(hub), CancellationToken::new());
+    (Fixture { calls, store, _dir: dir }, numbers)
+}
+
+#[tokio::test]
+async fn a_hub_number_answers_at_once_and_takes_the_tabs_signaling() {
+    let (f, numbers) = fixture_with_numbers().await;
+    let mut a = f.tab("a").await;
+    f.calls.dial(a.id, "*43".into(), Some("r7".into())).await.unwrap();
+    let v = a.expect("calling").await;
+    assert_eq!((v["req"].as_str(), v["to"]["name"].as_str()), (Some("r7"), Some("Test *43")));
+    let call = v["call"].as_str().unwrap().to_string();
+    a.expect("answered").await;
+    f.say(&a, serde_json::json!({"type": "offer", "call": call, "sdp": "v=0 offer"})).await;
+    f.say(&a, serde_json::json!({"type": "ice", "call": call, "candidate": {"candidate": "c"}})).await;
+    let emit = |e: ServiceEvent| (numbers.events.lock().unwrap().as_ref().expect("answered"))(e);
+    emit(ServiceEvent::Answer("v=0 answer".into()));
+    emit(ServiceEvent::Ice(serde_json::json!({"candidate": "h"})));
+    assert_eq!(a.expect("answer").await["sdp"], "v=0 answer");
+    assert_eq!(a.expect("ice").await["candidate"]["candidate"], "h");
+    let p = f.calls.presence(vec![UserId::from_string("a")]).await.unwrap();
+    assert_eq!(p, vec![Presence { devices: 1, in_call: true }], "a tab talking to a hub number is in a call");
+    // The tab cannot start a second call meanwhile.
+    f.calls.dial(a.id, "*43".into(), Some("r8".into())).await.unwrap();
+    assert_eq!(a.expect("error").await["code"], "busy");
+    // The app is done: the tab sees a completed call, and the hub's peer is released.
+    emit(ServiceEvent::Hangup("done".into()));
+    assert_eq!(a.expect("ended").await["reason"], "completed");
+    let records = f.records(1).await;
+    assert_eq!((records[0].callee.as_str(), records[0].outcome), ("*43", crate::model::CallOutcome::Completed));
+    assert_eq!(
+        *numbers.got.lock().unwrap(),
+        vec!["answer *43 from a", "offer v=0 offer", r#"ice {"candidate":"c"}"#, "dropped"]
+    );
+}
+
+#[tokio::test]
+async fn unknown_numbers_refused_failures_end_the_call_and_hanging_up_releases_the_peer() {
+    let (f, numbers) = fixture_with_numbers().await;
+    let mut a = f.tab("a").await;
+    f.calls.dial(a.id, "*44".into(), Some("r1".into())).await.unwrap();
+    let v = a.expect("error").await;
+    assert_eq!((v["code"].as_str(), v["req"].as_str()), (Some("unknown_number"), Some("r1")));
+    // The app cannot start (no ports, say): the call ends at once as unreachable.
+    f.calls.dial(a.id, "*99".into(), None).await.unwrap();
+    a.expect("calling").await;
+    assert_eq!(a.expect("ended").await["reason"], "offline");
+    // A media failure ends the call as lost; the caller's hang-up drops the peer.
+    f.calls.dial(a.id, "*43".into(), None).await.unwrap();
+    let call = a.expect("calling").await["call"].as_str().unwrap().to_string();
+    a.expect("answered").await;
+    (numbers.events.lock().unwrap().as_ref().unwrap())(ServiceEvent::Failed("ICE failed".into()));
+    assert_eq!(a.expect("ended").await["reason"], "connection_lost");
+    f.calls.dial(a.id, "*43".into(), None).await.unwrap();
+    let call2 = a.expect("calling").await["call"].as_str().unwrap().to_string();
+    assert_ne!(call, call2);
+    a.expect("answered").await;
+    f.say(&a, serde_json::json!({"type": "hangup", "call": call2})).await;
+    assert_eq!(a.expect("ended").await["reason"], "completed");
+    f.records(3).await;
+    let got = numbers.got.lock().unwrap().clone();
+    assert_eq!(got.iter().filter(|s| *s == "dropped").count(), 2, "{got:?}");
+    // Nothing else reaches a tab that dialled without a hub (no numbers configured).
+    let plain = fixture(CallsConfig::default()).await;
+    let mut b = plain.tab("b").await;
+    plain.calls.dial(b.id, "*43".into(), None).await.unwrap();
+    assert_eq!(b.expect("error").await["code"], "unknown_number");
+}
