@@ -166,8 +166,9 @@ mod tests {
     use crate::sip::media_port::MediaLeg;
     use crate::sip::sdp::{Direction, MediaParams};
 
-    #[tokio::test]
-    async fn a_call_answered_before_its_receive_task_first_runs_still_hears_the_caller() {
+    /// A call from a test-held socket, answered with PCMA on a one-thread pacer; the receive
+    /// task may not have run yet (on a current-thread runtime it has not).
+    fn answered_call(ports: u16) -> (EngineLeg, Channel, std::net::UdpSocket) {
         let settings = EngineSettings {
             prompts_dir: "prompts".into(),
             recordings_dir: "recordings".into(),
@@ -175,26 +176,27 @@ mod tests {
             record: RecordOptions::default(),
             pacer_threads: 1,
         };
-        let engine = Engine::new(PortRange::new("127.0.0.1".parse().unwrap(), 42_000, 42_999), settings).unwrap();
+        let engine = Engine::new(PortRange::new("127.0.0.1".parse().unwrap(), ports, ports + 999), settings).unwrap();
         let caller = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let call = CallInfo {
-            id: "1".into(),
-            call_id: "c".into(),
-            from: "a".into(),
-            to: "b".into(),
-            peer: caller.local_addr().unwrap(),
-        };
+        let peer = caller.local_addr().unwrap();
+        let call = CallInfo { id: "1".into(), call_id: "c".into(), from: "a".into(), to: "b".into(), peer };
         let (events, _rx) = mpsc::unbounded_channel();
-        let (mut leg, _channel) = engine.open(&call, events).unwrap();
-        // On this single-threaded runtime the receive task has not run yet: answer first.
+        let (mut leg, channel) = engine.open(&call, events).unwrap();
         leg.start(&MediaParams {
-            remote: Some(caller.local_addr().unwrap()),
+            remote: Some(peer),
             codec: AudioCodec::Pcma,
             payload_type: 8,
             ptime_ms: 20,
             dtmf_payload_type: None,
             direction: Direction::SendRecv,
         });
+        (leg, channel, caller)
+    }
+
+    #[tokio::test]
+    async fn a_call_answered_before_its_receive_task_first_runs_still_hears_the_caller() {
+        // On this single-threaded runtime the receive task has not run yet: answered first.
+        let (leg, _channel, caller) = answered_call(42_000);
         for seq in 0..5u16 {
             let mut p = vec![0x80, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
             p[2..4].copy_from_slice(&seq.to_be_bytes());
@@ -207,5 +209,28 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "packets ignored: {:?}", leg.stats());
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn rtcp_reports_go_where_the_callers_reports_come_from() {
+        let (leg, _channel, _caller) = answered_call(43_000);
+        // Behind NAT the caller's RTCP comes from some port, not its RTP port + 1.
+        let nat_rtcp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        nat_rtcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let hub_ssrc = lock(&leg.shared.stream).as_ref().unwrap().ssrc();
+        let report = super::super::rtcp::build_report(0x0bad_cafe, "caller", None, None, None).unwrap();
+        let hub_rtcp = std::net::SocketAddr::new(leg.local_rtp().ip(), leg.local_rtp().port() + 1);
+        nat_rtcp.send_to(&report, hub_rtcp).unwrap();
+        // The hub's next report (every 2.5–7.5 s at first) arrives at the learnt address.
+        let mut buf = [0u8; 1500];
+        let (bytes, from) =
+            tokio::task::spawn_blocking(move || nat_rtcp.recv_from(&mut buf).map(|(n, f)| (buf[..n].to_vec(), f)))
+                .await
+                .unwrap()
+                .expect("the hub's RTCP report reaches the address the caller's came from");
+        assert_eq!(from, hub_rtcp);
+        let packets = rtc_rtcp::packet::unmarshal(&mut &bytes[..]).unwrap();
+        let senders: Vec<u32> = packets.iter().flat_map(|p| p.destination_ssrc()).collect();
+        assert!(!packets.is_empty(), "a report from the hub's stream {hub_ssrc:08x}: {senders:?}");
     }
 }

@@ -238,6 +238,7 @@ struct Receive {
     inband_enabled: bool,
     params: Option<MediaParams>,
     learned: Option<SocketAddr>,
+    learned_rtcp: Option<SocketAddr>,
     events: EventReceiver,
     jitter: JitterBuffer<Bytes>,
     decoder: Option<Decoder>,
@@ -264,6 +265,7 @@ impl Receive {
             .filter(|p| self.inband_enabled && p.dtmf_payload_type.is_none() && p.codec != AudioCodec::Opus)
             .and_then(|_| InbandDetector::new(8000).ok());
         self.learned = None;
+        self.learned_rtcp = None;
         self.params = params;
     }
 
@@ -340,10 +342,17 @@ impl Receive {
         }
     }
 
-    fn rtcp(&mut self, packet: &[u8]) {
+    fn rtcp(&mut self, packet: &[u8], from: SocketAddr) {
         let Some(ssrc) = lock(&self.shared.stream).as_ref().map(StreamHandle::ssrc) else { return };
         match rtcp::parse_report(packet, ssrc) {
             Ok(report) => {
+                // Symmetric RTCP, as for RTP: reports go back where the caller's come from.
+                if self.learned_rtcp != Some(from) && self.params.as_ref().is_some_and(|p| sends(p).is_some()) {
+                    self.learned_rtcp = Some(from);
+                    if let Some(stream) = lock(&self.shared.stream).as_ref() {
+                        stream.set_rtcp_remote(from);
+                    }
+                }
                 let mut recv = lock(&self.shared.recv);
                 if let Some(sr) = report.sender_report {
                     recv.peer_sr = Some(PeerSr { lsr: sr.lsr, received_at: rtcp::ntp_middle_now() });
@@ -399,6 +408,7 @@ pub(super) async fn receive(
         inband_enabled,
         params: None,
         learned: None,
+        learned_rtcp: None,
         events: EventReceiver::new(),
         jitter: JitterBuffer::new(JITTER_DEPTH),
         decoder: None,
@@ -437,7 +447,7 @@ pub(super) async fn receive(
                 }
             }
             r = datagram(rtcp.as_deref(), &mut rtcp_buf) => match r {
-                Ok((n, _)) => state.rtcp(&rtcp_buf[..n]),
+                Ok((n, from)) => state.rtcp(&rtcp_buf[..n], from),
                 Err(e) => tracing::debug!(error = %e, "RTCP receive error"),
             },
         }

@@ -116,6 +116,7 @@ enum Command {
     Stop(u64),
     Events(u64, u8, Vec<EventPacket>),
     Remote(u64, Option<SocketAddr>),
+    RtcpRemote(u64, SocketAddr),
     Format { id: u64, payload_type: u8, clock_rate: u32, silence: Option<Arc<[u8]>> },
 }
 
@@ -208,6 +209,12 @@ impl StreamHandle {
     /// Sends to `remote` from now on (symmetric RTP, a re-INVITE, hold).
     pub fn set_remote(&self, remote: Option<SocketAddr>) {
         let _ = self.worker.send(Command::Remote(self.id, remote));
+    }
+
+    /// Sends RTCP reports to `remote` from now on: where the caller's own reports come from,
+    /// which behind NAT is not the SDP's port + 1.
+    pub fn set_rtcp_remote(&self, remote: SocketAddr) {
+        let _ = self.worker.send(Command::RtcpRemote(self.id, remote));
     }
 
     /// A re-INVITE changed the codec: new payload type, clock and silence frame.
@@ -456,6 +463,11 @@ impl Worker {
             Command::Remote(id, remote) => {
                 if let Some(s) = self.stream(id) {
                     s.spec.remote = remote;
+                }
+            }
+            Command::RtcpRemote(id, remote) => {
+                if let Some(rtcp) = self.stream(id).and_then(|s| s.spec.rtcp.as_mut()) {
+                    rtcp.remote = remote;
                 }
             }
             Command::Format { id, payload_type, clock_rate, silence } => {
