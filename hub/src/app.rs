@@ -123,6 +123,7 @@ pub fn main() -> ExitCode {
             &loaded.config.store.data_dir,
             sip::control::Request::Transfer { id, to: extension },
         )),
+        Command::Ivr(command) => cli::ivr(command, &loaded.config),
         Command::Version(out) => {
             cli::version(&out);
             Exit::Ok
@@ -196,7 +197,15 @@ async fn serve(config: Config) -> Exit {
     let cancel = CancellationToken::new();
     let stopping = CancellationToken::new();
     // The media engine answers hub numbers for SIP callers and browsers alike.
-    let apps = match media_apps(&config, config.sip.listen.ip()) {
+    let ivr = match ivr_handler(&config, store.clone()) {
+        Ok(ivr) => ivr,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the IVR");
+            eprintln!("error: cannot start the IVR: {e}");
+            return Exit::Failure;
+        }
+    };
+    let apps = match media_apps(&config, config.sip.listen.ip(), ivr) {
         Ok(apps) => apps,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the media engine");
@@ -531,23 +540,59 @@ async fn shutdown_signal() {
 }
 
 /// The media engine and the built-in apps of `[media.numbers]`.
-fn media_apps(config: &Config, ip: std::net::IpAddr) -> std::io::Result<Arc<crate::media::apps::Apps>> {
-    use crate::media::{echo::EchoApp, engine, ports::PortRange, recorder::RecordOptions};
+fn media_apps(
+    config: &Config,
+    ip: std::net::IpAddr,
+    ivr: Arc<dyn crate::media::apps::NumberHandler>,
+) -> std::io::Result<Arc<crate::media::apps::Apps>> {
+    use crate::media::{echo::EchoApp, engine, ports::PortRange};
     let m = &config.media;
-    let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
     let settings = engine::EngineSettings {
         prompts_dir: m.prompts_dir.clone(),
         recordings_dir: config.voicemail.recordings_dir.clone(),
         inband_dtmf: m.inband_dtmf,
-        record: RecordOptions {
-            max_ms: Some(millis(config.voicemail.max_message)),
-            silence_threshold_dbfs: m.silence_threshold_dbfs,
-            silence_ms: (!m.record_silence.is_zero()).then(|| millis(m.record_silence)),
-            ..RecordOptions::default()
-        },
+        record: record_options(config),
         pacer_threads: m.pacer_threads,
     };
     let engine = engine::Engine::new(PortRange::new(ip, m.rtp_port_min, m.rtp_port_max), settings)?;
     let echo = EchoApp::new(PortRange::new(ip, m.rtp_port_min, m.rtp_port_max));
-    Ok(Arc::new(crate::media::apps::Apps::new(engine, echo, m.numbers.clone())))
+    Ok(Arc::new(crate::media::apps::Apps::new(engine, echo, m.numbers.clone()).with_handler(ivr)))
+}
+
+/// Recording defaults from `[media]` and `[voicemail]`: limits, silence, file format.
+fn record_options(config: &Config) -> crate::media::recorder::RecordOptions {
+    use crate::media::recorder::{RecordFormat, RecordOptions};
+    let m = &config.media;
+    let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+    RecordOptions {
+        max_ms: Some(millis(config.voicemail.max_message)),
+        silence_threshold_dbfs: m.silence_threshold_dbfs,
+        silence_ms: (!m.record_silence.is_zero()).then(|| millis(m.record_silence)),
+        format: if config.voicemail.recording_format.is_opus() { RecordFormat::Opus } else { RecordFormat::Wav },
+        ..RecordOptions::default()
+    }
+}
+
+/// The IVR: the scripts of `[ivr] routes`, answering SIP and browser callers.
+fn ivr_handler(config: &Config, store: Arc<dyn Store>) -> Result<Arc<dyn crate::media::apps::NumberHandler>, String> {
+    use crate::ivr;
+    let limits = ivr::Limits::new(&config.ivr, &config.voicemail);
+    let scripts = ivr::Scripts::new(&config.ivr.scripts_dir, config.ivr.routes.clone(), &limits);
+    let services = ivr::services::HubServices::new(
+        tokio::runtime::Handle::current(),
+        store,
+        limits.http_allow.clone(),
+        limits.http_timeout,
+        config.voicemail.recordings_dir.clone(),
+    )?;
+    let tts = ivr::tts::Tts::new(config.store.data_dir.join("tts"));
+    let handler = ivr::handler::IvrHandler::new(
+        scripts,
+        limits,
+        Arc::new(services),
+        tts,
+        record_options(config),
+        tokio::runtime::Handle::current(),
+    );
+    Ok(Arc::new(handler))
 }

@@ -18,6 +18,8 @@
 //!                          the HubNumbers trait for numbers the hub answers itself
 //! L3  media                media engine and apps behind sip's media port, and the WebRTC
 //!                          peer that answers browsers dialling hub numbers; uses sip
+//! L4  ivr                  Rhai IVR scripts in a sandbox over blocking call/service traits;
+//!                          above media and calls, below web and cli
 //! L5  web, cli             thin adapters (HTTPS + JSON; the `hub` command line)
 //! L6  app                  composition root: the only place that picks concrete backends;
 //!                          wires calls' HubNumbers to media's WebRTC apps
@@ -30,6 +32,7 @@ pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod files;
+pub mod ivr;
 pub mod media;
 pub mod model;
 pub mod pbx;

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod config;
 mod demo;
+mod ivr_cli;
 mod media;
 mod pbx_cli;
 mod provision;

@@ -65,7 +65,7 @@ fn read_message(stream: &mut BufReader<&mut Tls>) -> String {
     let length = header(&head, "Content-Length").map(|v| v.parse::<usize>().unwrap()).unwrap_or(0);
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body).unwrap();
-    head + &String::from_utf8(body).unwrap()
+    head + String::from_utf8(body).unwrap().as_str()
 }
 
 fn header(message: &str, name: &str) -> Option<String> {

@@ -3,6 +3,7 @@
 //! prints, it does not decide.
 
 mod config_cmd;
+mod ivr;
 mod pbx;
 mod progress;
 mod sip;
@@ -17,6 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{FlagOverride, Sources};
 
 pub use config_cmd::{check as config_check, show as config_show};
+pub use ivr::run as ivr;
 pub use pbx::{apply_after_user_change, run as pbx};
 pub use sip::{calls as sip_calls, control as sip_control, dial as sip_dial, status as sip_status};
 pub use users::run as users;
@@ -81,8 +83,43 @@ pub enum Command {
     /// The hub's SIP user agent (IVR and voicemail as Asterisk sees them)
     #[command(subcommand)]
     Sip(SipCommand),
+    /// Check, simulate and test IVR scripts (no call needed)
+    #[command(subcommand)]
+    Ivr(IvrCommand),
     /// Print the hub's version
     Version(JsonFlag),
+}
+
+/// `hub ivr …`
+#[derive(Debug, Subcommand)]
+pub enum IvrCommand {
+    /// Compile scripts (default: every *.rhai in ivr.scripts_dir); errors as file:line:column
+    Check {
+        /// Script files
+        files: Vec<PathBuf>,
+    },
+    /// Run a script against a simulated caller and print the transcript
+    Simulate {
+        /// Script file, or a name inside ivr.scripts_dir
+        script: PathBuf,
+        /// Caller input in order: digits, _ (a read times out), hangup, rec:SECONDS
+        #[arg(long, default_value = "", allow_hyphen_values = true)]
+        digits: String,
+        /// The caller's number
+        #[arg(long, value_name = "NUMBER")]
+        caller: Option<String>,
+        /// The number dialled (default: the route to this script)
+        #[arg(long, value_name = "NUMBER")]
+        dialled: Option<String>,
+        /// JSON fixture: HTTP answers ("GET url"), directory, missing prompts
+        #[arg(long, value_name = "FIXTURE.json")]
+        http: Option<PathBuf>,
+    },
+    /// Run script tests (default: ivr.scripts_dir/tests/*.toml); a mismatch prints a diff
+    Test {
+        /// Test files
+        files: Vec<PathBuf>,
+    },
 }
 
 /// `hub config …`

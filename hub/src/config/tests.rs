@@ -203,3 +203,15 @@ fn the_example_file_is_valid_and_complete() {
     }
     assert!(missing.is_empty(), "hub.example.toml lacks {missing:?}");
 }
+
+#[test]
+fn voicemail_recording_format_is_wav_or_opus() {
+    assert_eq!(Config::default().voicemail.recording_format, voicemail::RecordingFormat::Wav, "WAV unless configured");
+    let (r, _f) = load("[voicemail]\nrecording_format = \"opus\"\n", &[], vec![]);
+    assert_eq!(r.unwrap().config.voicemail.recording_format, voicemail::RecordingFormat::Opus);
+    let (r, _f) = load("", &[("HUB_VOICEMAIL__RECORDING_FORMAT", "opus")], vec![]);
+    assert!(r.unwrap().config.voicemail.recording_format.is_opus());
+    let (e, p) = err_text("[voicemail]\nmax_message = \"2m\"\nrecording_format = \"mp3\"\n", &[]);
+    assert!(e.starts_with(&format!("{p}:3: key voicemail.recording_format: ")), "{e}");
+    assert!(e.contains("mp3") && e.contains("wav") && e.contains("opus"), "names the value and the choices: {e}");
+}

@@ -18,22 +18,56 @@ use crate::sip::sdp::AudioCodec;
 
 const CODECS: &[AudioCodec] = &[AudioCodec::Pcmu, AudioCodec::Pcma, AudioCodec::Opus];
 
+/// How the caller reached the hub, for what drives the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallerPath {
+    /// SIP and RTP (through Asterisk, or a SIP phone).
+    Sip,
+    /// A browser tab over WebRTC.
+    WebRtc,
+}
+
+/// Numbers answered by something above the engine (the IVR's scripts), which gets the call's
+/// [`Channel`]. Consulted before `[media.numbers]`; the composition root wires it, so the
+/// engine never imports the IVR.
+pub trait NumberHandler: Send + Sync {
+    /// The name a browser caller sees for `number`, when this handler answers it.
+    fn name(&self, number: &str) -> Option<String>;
+    /// Runs the call (spawning what it needs; returns at once).
+    fn start(&self, channel: Channel, path: CallerPath);
+}
+
 /// The [`MediaApp`] the SIP user agent answers with: routes each call to its app.
 pub struct Apps {
     engine: Arc<Engine>,
     echo: EchoApp,
     numbers: BTreeMap<String, AppSpec>,
+    handler: Option<Arc<dyn NumberHandler>>,
 }
 
 impl Apps {
     /// Apps for `numbers` on `engine`; `echo` answers the rest.
     pub fn new(engine: Arc<Engine>, echo: EchoApp, numbers: BTreeMap<String, AppSpec>) -> Self {
-        Self { engine, echo, numbers }
+        Self { engine, echo, numbers, handler: None }
+    }
+
+    /// The same apps, with `handler` answering its numbers first.
+    pub fn with_handler(mut self, handler: Arc<dyn NumberHandler>) -> Self {
+        self.handler = Some(handler);
+        self
+    }
+
+    /// The engine the apps run on.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     /// What a browser caller sees for `number`, when an app answers it. (A SIP caller of an
     /// unknown number gets the echo test; a person who mistypes in the browser is told.)
     pub fn name(&self, number: &str) -> Option<String> {
+        if let Some(name) = self.handler.as_ref().and_then(|h| h.name(number)) {
+            return Some(name);
+        }
         self.numbers.get(number).map(|spec| {
             match spec {
                 AppSpec::Echo => "Echo test",
@@ -46,6 +80,10 @@ impl Apps {
 
     /// Answers a browser's call to `call.to` as a WebRTC peer running the number's app.
     pub fn open_webrtc(&self, call: CallInfo, events: SessionEvents) -> Result<WebRtcCall, MediaError> {
+        if let Some(handler) = self.handler.clone().filter(|h| h.name(&call.to).is_some()) {
+            let answerer = Answerer::Engine(Box::new(move |channel| handler.start(channel, CallerPath::WebRtc)));
+            return Ok(webrtc::start(&self.engine, call, answerer, events)?);
+        }
         let spec = self
             .numbers
             .get(&call.to)
@@ -70,6 +108,11 @@ impl MediaApp for Apps {
     }
 
     fn open(&self, call: &CallInfo, events: LegEvents) -> Result<Box<dyn MediaLeg>, MediaError> {
+        if let Some(handler) = self.handler.as_ref().filter(|h| h.name(&call.to).is_some()) {
+            let (leg, channel) = self.engine.open(call, events)?;
+            handler.start(channel, CallerPath::Sip);
+            return Ok(Box::new(leg));
+        }
         let spec = match self.numbers.get(&call.to) {
             None | Some(AppSpec::Echo) => return self.echo.open(call, events),
             Some(spec) => spec.clone(),

@@ -181,7 +181,8 @@ impl Channel {
         while self.digits.try_recv().is_ok() {}
     }
 
-    /// Records the caller into `name`.wav in the recordings directory: a beep, then the
+    /// Records the caller into `name`.wav in the recordings directory: a beep (unless the
+    /// options say not), then the
     /// caller's audio until `#`, silence, the length limit, or hang-up. A caller who hangs up
     /// mid-message still leaves a complete file, which is returned; `None` when the caller said
     /// nothing at all (no file is left then).
@@ -191,16 +192,19 @@ impl Channel {
         options: Option<RecordOptions>,
     ) -> Result<Option<Recording>, ChannelError> {
         let params = self.answered().await?;
-        let beep = self.engine.prompts.beep(params.codec, params.ptime_ms)?;
-        self.flush_digits();
-        self.play_prompt(beep, false).await?;
-        let rate = if params.codec == crate::sip::sdp::AudioCodec::Opus { 16_000 } else { 8000 };
         let options = options.unwrap_or(self.engine.settings.record);
+        self.flush_digits();
+        if options.beep {
+            let beep = self.engine.prompts.beep(params.codec, params.ptime_ms)?;
+            self.play_prompt(beep, false).await?;
+        }
+        let rate = if params.codec == crate::sip::sdp::AudioCodec::Opus { 16_000 } else { 8000 };
         let recorder = Recorder::create(&self.engine.settings.recordings_dir, name, rate, options)?;
         let (done_tx, done) = oneshot::channel();
         if self.shared.commands.send(RecvCommand::Record(Box::new(recorder), done_tx)).is_err() {
             return Err(ChannelError::Hangup);
         }
+        tracing::info!(call = %self.info.id, name, "recording started");
         tokio::pin!(done);
         loop {
             tokio::select! {
