@@ -323,7 +323,10 @@
       phone.iceServers = msg.ice_servers;
       phone.backoff = 500;
       wsState("Ready to call.");
+      // voicemail.js keeps the badge; the count comes with every (re)connection.
+      document.dispatchEvent(new CustomEvent("hub:voicemail", { detail: { unread: msg.voicemail_unread ?? 0 } }));
     },
+    voicemail(msg) { document.dispatchEvent(new CustomEvent("hub:voicemail", { detail: { unread: msg.unread } })); },
     ice_servers(msg) { phone.iceServers = msg.ice_servers; },
     calling(msg) {
       const c = phone.call;
@@ -471,7 +474,13 @@
       video.textContent = "Video";
       video.setAttribute("aria-label", `Video call ${u.display_name}`);
       video.addEventListener("click", () => placeCall(u, true));
-      li.append(...[who, presence, phones, call, video].filter(Boolean));
+      const leave = document.createElement("button");
+      leave.type = "button";
+      leave.className = "secondary leave-message";
+      leave.textContent = "Leave a message";
+      leave.setAttribute("aria-label", `Leave a voice message for ${u.display_name}`);
+      leave.addEventListener("click", () => window.hubVoicemail?.compose(u));
+      li.append(...[who, presence, phones, call, video, leave].filter(Boolean));
       list.append(li);
     }
     if (!list.children.length) list.textContent = q ? "Nobody found." : "";

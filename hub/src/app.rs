@@ -52,7 +52,16 @@ pub fn main() -> ExitCode {
         }
     };
     let exit = match cli.command {
-        Command::Serve => runtime.block_on(serve(loaded.config)),
+        Command::Serve => {
+            // `[ivr] routes` are read again when the config file changes.
+            let routes = loaded.file.clone().map(|file| {
+                let sources = cli.sources();
+                let load: crate::ivr::handler::LoadRoutes =
+                    Box::new(move || Config::load(&sources).map(|l| l.config.ivr.routes).map_err(|e| e.to_string()));
+                crate::ivr::handler::RoutesReload::new(file, load)
+            });
+            runtime.block_on(serve(loaded.config, routes))
+        }
         Command::Config(ConfigCommand::Show) => {
             cli::config_show(&loaded);
             Exit::Ok
@@ -179,7 +188,7 @@ enum StartError {
 }
 
 /// `hub serve`: runs until SIGINT or SIGTERM, then drains and stops.
-async fn serve(config: Config) -> Exit {
+async fn serve(config: Config, routes: Option<crate::ivr::handler::RoutesReload>) -> Exit {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Each call holds two RTP/RTCP sockets: take every descriptor the system allows.
     match rlimit::increase_nofile_limit(u64::MAX) {
@@ -197,7 +206,8 @@ async fn serve(config: Config) -> Exit {
     let cancel = CancellationToken::new();
     let stopping = CancellationToken::new();
     // The media engine answers hub numbers for SIP callers and browsers alike.
-    let ivr = match ivr_handler(&config, store.clone()) {
+    let voicemail = crate::voicemail::Voicemail::new(store.clone(), &config.voicemail, None);
+    let ivr = match ivr_handler(&config, store.clone(), routes, voicemail.notifier()) {
         Ok(ivr) => ivr,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the IVR");
@@ -224,9 +234,11 @@ async fn serve(config: Config) -> Exit {
     let numbers: Arc<dyn crate::calls::service::HubNumbers> = Arc::new(browser_numbers::BrowserNumbers(apps));
     let (calls, calls_task) =
         Calls::start_with_numbers(config.calls.clone(), store.clone(), Some(numbers), cancel.clone());
+    voicemail.attach_calls(calls.clone());
     let services = Services { store: store.clone(), auth: parts.auth, calls, shutdown: stopping.clone() };
-    let state = WebState::new(services, parts.settings);
+    let state = WebState::new(services, parts.settings).with_voicemail(voicemail.clone());
     let mut tasks = vec![
+        voicemail.spawn_purger(cancel.clone()),
         state.auth.sessions().spawn_purger(PURGE_EVERY, cancel.clone()),
         spawn_attempt_purger(state.auth.clone(), cancel.clone()),
     ];
@@ -574,19 +586,31 @@ fn record_options(config: &Config) -> crate::media::recorder::RecordOptions {
 }
 
 /// The IVR: the scripts of `[ivr] routes`, answering SIP and browser callers.
-fn ivr_handler(config: &Config, store: Arc<dyn Store>) -> Result<Arc<dyn crate::media::apps::NumberHandler>, String> {
+fn ivr_handler(
+    config: &Config,
+    store: Arc<dyn Store>,
+    routes: Option<crate::ivr::handler::RoutesReload>,
+    deposited: Arc<dyn Fn(crate::model::UserId) + Send + Sync>,
+) -> Result<Arc<dyn crate::media::apps::NumberHandler>, String> {
     use crate::ivr;
     let limits = ivr::Limits::new(&config.ivr, &config.voicemail);
     let scripts = ivr::Scripts::new(&config.ivr.scripts_dir, config.ivr.routes.clone(), &limits);
+    // A routed script that is missing or broken is said at start, not found by the first caller.
+    for (number, script) in &config.ivr.routes {
+        if let Err(e) = scripts.check(script) {
+            tracing::warn!(%number, %script, error = %e, "IVR route's script does not compile; its callers will hear the error prompt");
+        }
+    }
     let services = ivr::services::HubServices::new(
         tokio::runtime::Handle::current(),
         store,
         limits.http_allow.clone(),
         limits.http_timeout,
         config.voicemail.recordings_dir.clone(),
+        deposited,
     )?;
     let tts = ivr::tts::Tts::new(config.store.data_dir.join("tts"));
-    let handler = ivr::handler::IvrHandler::new(
+    let mut handler = ivr::handler::IvrHandler::new(
         scripts,
         limits,
         Arc::new(services),
@@ -594,5 +618,8 @@ fn ivr_handler(config: &Config, store: Arc<dyn Store>) -> Result<Arc<dyn crate::
         record_options(config),
         tokio::runtime::Handle::current(),
     );
+    if let Some(routes) = routes {
+        handler = handler.with_reload(routes);
+    }
     Ok(Arc::new(handler))
 }

@@ -17,4 +17,5 @@ mod sip_calls;
 mod sip_peers;
 mod sip_tls;
 mod sip_ua;
+mod voicemail;
 mod webapp;

@@ -91,19 +91,9 @@ impl Sessions {
     /// Purges expired sessions every `every` until `cancel` fires.
     pub fn spawn_purger(&self, every: Duration, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
         let sessions = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = cancel.cancelled() => break,
-                    _ = tick.tick() => match sessions.purge_expired().await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(purged = n, "expired sessions purged"),
-                        Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
-                    },
-                }
-            }
+        crate::periodic::spawn_purger(every, cancel, "expired sessions", move || {
+            let sessions = sessions.clone();
+            async move { sessions.purge_expired().await }
         })
     }
 }

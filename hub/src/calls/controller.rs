@@ -69,6 +69,7 @@ enum Command {
     Message { device: DeviceId, msg: ClientMessage },
     Presence { users: Vec<UserId>, reply: oneshot::Sender<Vec<Presence>> },
     Stats { reply: oneshot::Sender<Stats> },
+    Notify { user: UserId, msg: ServerMessage },
 }
 
 /// Handle to the controller task. Cheap to clone.
@@ -148,6 +149,13 @@ impl Calls {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Presence { users, reply }).await?;
         rx.await.map_err(|_| Stopped)
+    }
+
+    /// Sends `msg` to every open tab of `user` (none open: nothing happens). For news that is
+    /// not about a call, such as the voicemail badge ([`ServerMessage::Voicemail`]); it goes
+    /// through the controller so it keeps its order with everything else the tabs get.
+    pub async fn notify_user(&self, user: UserId, msg: ServerMessage) -> Result<(), Stopped> {
+        self.send(Command::Notify { user, msg }).await
     }
 
     /// Current counts.
@@ -268,6 +276,12 @@ impl State {
             }
             Command::Stats { reply } => {
                 let _ = reply.send(Stats { devices: self.devices.len(), calls: self.calls.len(), ended: self.ended });
+            }
+            Command::Notify { user, msg } => {
+                let json = msg.to_json();
+                for device in self.by_user.get(&user).cloned().unwrap_or_default() {
+                    self.send_json(device, json.clone());
+                }
             }
         }
     }

@@ -164,6 +164,9 @@ pub enum ServerMessage {
         ice_expires_at: i64,
         /// How long a call rings before it ends unanswered.
         ring_timeout_ms: u64,
+        /// Unheard voicemail messages (not in the trash), for the badge; later changes come
+        /// as [`ServerMessage::Voicemail`].
+        voicemail_unread: u64,
     },
     /// Fresh STUN/TURN credentials.
     IceServers {
@@ -260,6 +263,12 @@ pub enum ServerMessage {
         /// Your `req`.
         req: Option<String>,
     },
+    /// Your mailbox changed (a message arrived, was read, trashed or restored): every open
+    /// tab updates its badge without polling.
+    Voicemail {
+        /// Unheard messages not in the trash.
+        unread: u64,
+    },
 }
 
 /// Stable error codes of [`ServerMessage::Error`].
@@ -350,5 +359,7 @@ mod tests {
         assert_eq!(json, r#"{"v":1,"type":"ended","call":"c1","reason":"no_answer"}"#);
         let json = ServerMessage::error(ErrorCode::RateLimited, "slow down", None, None).to_json();
         assert_eq!(json, r#"{"v":1,"type":"error","code":"rate_limited","message":"slow down"}"#);
+        let json = ServerMessage::Voicemail { unread: 3 }.to_json();
+        assert_eq!(json, r#"{"v":1,"type":"voicemail","unread":3}"#);
     }
 }

@@ -24,18 +24,21 @@ pub struct HubServices {
     allow: Vec<String>,
     timeout: Duration,
     recordings_dir: PathBuf,
+    deposited: Arc<dyn Fn(UserId) + Send + Sync>,
 }
 
 impl HubServices {
     /// Services over `store`; HTTP only to `allow` (host names; `*.example.org` for a domain's
     /// hosts), each request within `timeout`; deposited messages are filed under
-    /// `recordings_dir/voicemail/<user id>/`.
+    /// `recordings_dir/voicemail/<user id>/`; `deposited` is told whose mailbox changed (their
+    /// open tabs update the unread counter).
     pub fn new(
         runtime: Handle,
         store: Arc<dyn Store>,
         allow: Vec<String>,
         timeout: Duration,
         recordings_dir: PathBuf,
+        deposited: Arc<dyn Fn(UserId) + Send + Sync>,
     ) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -43,7 +46,7 @@ impl HubServices {
             .user_agent(concat!("hub-ivr/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Self { runtime, store, http, allow, timeout, recordings_dir })
+        Ok(Self { runtime, store, http, allow, timeout, recordings_dir, deposited })
     }
 
     /// The URL, when its scheme is HTTP(S) and its host is allowed.
@@ -178,6 +181,7 @@ impl Services for HubServices {
         }
         let stored = stored?;
         tracing::info!(owner = %owner.id, message_id = %stored.id, duration_ms = stored.duration_ms, "voicemail deposited");
+        (self.deposited)(owner.id);
         Ok(())
     }
 }

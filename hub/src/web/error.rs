@@ -14,6 +14,24 @@ pub enum ApiError {
     /// Something failed inside the hub.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The request cannot be served as asked (not found, too large, wrong type): the client
+    /// gets `{"error": code, "message": message}` with `status`.
+    #[error("{status}: {code}: {message}")]
+    Refused {
+        /// A 4xx status.
+        status: StatusCode,
+        /// Stable code for programs (`not_found`, `too_large`…).
+        code: &'static str,
+        /// Sentence for people.
+        message: String,
+    },
+}
+
+impl ApiError {
+    /// A refusal with `status`, a stable `code` and a sentence for people.
+    pub fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Refused { status, code, message: message.into() }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -21,6 +39,11 @@ impl IntoResponse for ApiError {
         let (status, public) = match &self {
             ApiError::Unavailable(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason.clone()),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_string()),
+            ApiError::Refused { status, code, message } => {
+                tracing::info!(status = status.as_u16(), code, message, "request refused");
+                let body = serde_json::json!({ "error": code, "message": message });
+                return (*status, Json(body)).into_response();
+            }
         };
         tracing::warn!(error = %self, status = status.as_u16(), "request failed");
         (status, Json(serde_json::json!({ "error": public }))).into_response()

@@ -7,6 +7,7 @@
 //!          → /healthz /readyz /metrics /api/status
 //!            /auth/login /auth/callback /auth/demo /logout   (sign-in; rate limited per address)
 //!            /api/me …  /api/directory                       (SignedIn: cookie → session → user)
+//!            /api/voicemail …                                  (SignedIn, owner only; see docs/voicemail.md)
 //!            /ws                                               (signaling WebSocket, one per tab)
 //!            webapp/ (static, embedded fallback)
 //! ```
@@ -26,6 +27,7 @@ mod server;
 mod signed_in;
 mod static_files;
 pub mod tls;
+mod voicemail;
 pub mod ws;
 
 use std::path::Path;
@@ -80,6 +82,9 @@ pub struct WebState {
     pub metrics: HttpMetrics,
     /// When the hub started, for uptime.
     pub started: Instant,
+    /// The mailboxes; `None` until [`WebState::with_voicemail`] hands them over, and then
+    /// every `/api/voicemail` endpoint answers 503.
+    pub voicemail: Option<crate::voicemail::Voicemail>,
 }
 
 /// The domain services the web layer adapts.
@@ -137,7 +142,15 @@ impl WebState {
             shutdown: services.shutdown,
             metrics: HttpMetrics::default(),
             started: Instant::now(),
+            voicemail: None,
         }
+    }
+
+    /// The same state serving the mailboxes (`/api/voicemail`, the unread count in the
+    /// signaling `welcome`).
+    pub fn with_voicemail(mut self, voicemail: crate::voicemail::Voicemail) -> Self {
+        self.voicemail = Some(voicemail);
+        self
     }
 }
 
@@ -159,6 +172,7 @@ pub fn router(state: WebState, webapp_dir: &Path) -> Router {
         .route("/api/me/logout-all", post(me::logout_all))
         .route("/api/me/sip", get(me::sip))
         .route("/api/directory", get(directory::search))
+        .merge(voicemail::routes())
         .route("/ws", get(ws::upgrade))
         .fallback_service(static_files::service(webapp_dir))
         .with_state(state)

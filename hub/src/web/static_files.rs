@@ -15,6 +15,7 @@ const EMBEDDED: &[(&str, &str, &str)] = &[
     ("/hub.css", "text/css; charset=utf-8", include_str!("../../../webapp/hub.css")),
     ("/app.js", "text/javascript; charset=utf-8", include_str!("../../../webapp/app.js")),
     ("/phone.js", "text/javascript; charset=utf-8", include_str!("../../../webapp/phone.js")),
+    ("/voicemail.js", "text/javascript; charset=utf-8", include_str!("../../../webapp/voicemail.js")),
 ];
 
 /// A service for everything no API route matched.

@@ -93,12 +93,21 @@ async fn connection(mut socket: WebSocket, state: WebState, me: SignedIn, client
     tracing::info!(device, "device connected");
 
     let (servers, expires) = ice::servers_for(&state.media, &me.user.id, SystemTime::now());
+    // Counted after `connect`: a change from here on also reaches this tab, behind the welcome.
+    let voicemail_unread = match state.voicemail {
+        Some(_) => state.store.unread_count(&me.user.id).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot count unread voicemail");
+            0
+        }),
+        None => 0,
+    };
     let welcome = ServerMessage::Welcome {
         device: device.to_string(),
         user: party(&me.user),
         ice_servers: servers,
         ice_expires_at: expires.as_millis(),
         ring_timeout_ms: state.calls_config.ring_timeout.as_millis() as u64,
+        voicemail_unread,
     };
     let mut close: Option<(u16, &str)> = None;
     if socket.send(Message::Text(welcome.to_json().into())).await.is_ok() {

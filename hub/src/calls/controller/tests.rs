@@ -365,3 +365,20 @@ async fn unknown_numbers_refused_failures_end_the_call_and_hanging_up_releases_t
     plain.calls.dial(b.id, "*43".into(), None).await.unwrap();
     assert_eq!(b.expect("error").await["code"], "unknown_number");
 }
+
+#[tokio::test]
+async fn news_for_a_user_reaches_every_tab_of_theirs_and_nobody_else() {
+    let f = fixture(CallsConfig::default()).await;
+    let mut a1 = f.tab("a").await;
+    let mut a2 = f.tab("a").await;
+    let mut b = f.tab("b").await;
+    f.calls.notify_user(UserId::from_string("a"), ServerMessage::Voicemail { unread: 2 }).await.unwrap();
+    for tab in [&mut a1, &mut a2] {
+        assert_eq!(tab.expect("voicemail").await["unread"], 2);
+    }
+    // Ordered behind the notice: a ping answered after it proves b got nothing in between.
+    f.say(&b, serde_json::json!({"type": "ping", "req": "p"})).await;
+    b.expect("pong").await;
+    b.quiet();
+    f.calls.notify_user(UserId::from_string("nobody"), ServerMessage::Voicemail { unread: 1 }).await.unwrap();
+}
