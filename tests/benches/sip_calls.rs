@@ -72,7 +72,7 @@ fn sipp(scenario: &str, target: &str, rate: u32, calls: u32, stats: &Path, limit
     let port = free_udp_port();
     Command::new("sipp")
         .current_dir(SCENARIOS)
-        .args(["-sf", scenario, target, "-s", "800", "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-sf", scenario, target, "-s", "*43", "-i", "127.0.0.1", "-p", &port.to_string()])
         .args(["-r", &rate.to_string(), "-m", &calls.to_string(), "-l", "200000", "-nostdin"])
         .args(["-timeout", &format!("{limit}s"), "-trace_stat", "-fd", "1", "-stf"])
         .arg(stats)

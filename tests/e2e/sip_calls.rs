@@ -60,7 +60,7 @@ fn a_call_is_answered_and_echoes_rtp_as_its_own_stream_then_ends_on_rtp_silence(
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     media.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let port = media.local_addr().unwrap().port().to_string();
-    let sipp = Sipp::spawn("uac_echo_test_media.xml", Some(addr), &["-s", "800", "-key", "rtp_port", &port]);
+    let sipp = Sipp::spawn("uac_echo_test_media.xml", Some(addr), &["-s", "*43", "-key", "rtp_port", &port]);
     let up = hub.wait_for("call up");
     let hub_rtp: SocketAddr = event_field(&up, "call up", "local_rtp").unwrap().parse().unwrap();
     assert_eq!(event_field(&up, "call up", "codec").as_deref(), Some("PCMA"), "the caller's first choice");
@@ -95,7 +95,7 @@ fn a_call_is_answered_and_echoes_rtp_as_its_own_stream_then_ends_on_rtp_silence(
     let call = &listed[0];
     assert_eq!(call["state"], "up");
     assert_eq!(call["codec"], "PCMA");
-    assert_eq!(call["to"], "800");
+    assert_eq!(call["to"], "*43");
     assert_eq!(call["media"]["packets_in"], 53);
     assert_eq!(call["media"]["packets_out"], 50);
     assert_eq!(call["media"]["digits"], "7");
@@ -114,7 +114,7 @@ fn pcap_audio_played_by_sipp_comes_back_over_udp_and_tcp() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, addr) = hub_with_ua(dir.path(), &[]);
     for transport in ["u1", "t1"] {
-        passed(&Sipp::run("uac_basic_echo.xml", addr, &["-s", "800", "-t", transport]), &hub);
+        passed(&Sipp::run("uac_basic_echo.xml", addr, &["-s", "*43", "-t", transport]), &hub);
         let ended = hub.wait_for_event("call ended", "ended", "BYE from the caller");
         let count = |f: &str| event_field(&ended, "call ended", f).unwrap().parse::<u64>().unwrap();
         // pcma_1s.pcap holds 50 packets of 20 ms; each that arrives before the BYE goes back.
@@ -129,7 +129,7 @@ fn pcap_audio_played_by_sipp_comes_back_over_udp_and_tcp() {
 fn cancel_before_answer_gets_487_and_the_call_is_gone() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, addr) = hub_with_ua(dir.path(), &[("HUB_SIP__RING", "10s")]);
-    passed(&Sipp::run("uac_cancel.xml", addr, &["-s", "800"]), &hub);
+    passed(&Sipp::run("uac_cancel.xml", addr, &["-s", "*43"]), &hub);
     let ended = hub.wait_for("call ended");
     assert!(ended.contains("CANCEL from the caller"), "{ended}");
     assert!(calls(dir.path()).is_empty());
@@ -139,7 +139,7 @@ fn cancel_before_answer_gets_487_and_the_call_is_gone() {
 fn a_200_never_acknowledged_is_retransmitted_then_the_call_ends_with_bye() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, addr) = hub_with_ua(dir.path(), &[]);
-    let outcome = Sipp::run("uac_lost_ack.xml", addr, &["-s", "800", "-timeout", "60s"]);
+    let outcome = Sipp::run("uac_lost_ack.xml", addr, &["-s", "*43", "-timeout", "60s"]);
     passed(&outcome, &hub);
     // SIPp logs every 200 it received: the first and the UA's retransmissions (T1 doubling
     // to T2 within 64·T1 gives about ten).
@@ -154,7 +154,7 @@ fn a_200_never_acknowledged_is_retransmitted_then_the_call_ends_with_bye() {
 fn hold_and_resume_by_reinvite_are_answered_and_shown() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, addr) = hub_with_ua(dir.path(), &[]);
-    passed(&Sipp::run("uac_hold_unhold.xml", addr, &["-s", "800"]), &hub);
+    passed(&Sipp::run("uac_hold_unhold.xml", addr, &["-s", "*43"]), &hub);
     hub.wait_for_event("session changed", "direction", "RecvOnly");
     hub.wait_for_event("session changed", "direction", "SendRecv");
 }
@@ -163,7 +163,7 @@ fn hold_and_resume_by_reinvite_are_answered_and_shown() {
 fn dtmf_by_sip_info_is_accepted_and_reaches_the_media_side() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, addr) = hub_with_ua(dir.path(), &[]);
-    passed(&Sipp::run("uac_info_dtmf.xml", addr, &["-s", "800"]), &hub);
+    passed(&Sipp::run("uac_info_dtmf.xml", addr, &["-s", "*43"]), &hub);
     let ended = hub.wait_for("call ended");
     assert_eq!(event_field(&ended, "call ended", "digits").as_deref(), Some("5#"), "{ended}");
 }
@@ -172,7 +172,7 @@ fn dtmf_by_sip_info_is_accepted_and_reaches_the_media_side() {
 fn no_common_codec_gets_488() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, addr) = hub_with_ua(dir.path(), &[]);
-    passed(&Sipp::run("uac_expect_488.xml", addr, &["-s", "800"]), &hub);
+    passed(&Sipp::run("uac_expect_488.xml", addr, &["-s", "*43"]), &hub);
     assert!(calls(dir.path()).is_empty());
 }
 
@@ -180,10 +180,10 @@ fn no_common_codec_gets_488() {
 fn beyond_the_call_limit_486_and_an_operator_hangs_up_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, addr) = hub_with_ua(dir.path(), &[("HUB_SIP__MAX_CALLS", "1")]);
-    let first = Sipp::spawn("uac_until_hangup.xml", Some(addr), &["-s", "800"]);
+    let first = Sipp::spawn("uac_until_hangup.xml", Some(addr), &["-s", "*43"]);
     let up = hub.wait_for("call up");
     let id = event_field(&up, "call up", "call").unwrap();
-    let busy = Sipp::run("uac_expect_486_or_503.xml", addr, &["-s", "800"]);
+    let busy = Sipp::run("uac_expect_486_or_503.xml", addr, &["-s", "*43"]);
     passed(&busy, &hub);
     assert!(busy.messages.contains("SIP/2.0 486 Busy Here"), "{}", busy.report());
     let out = run(dir.path(), &["sip", "hangup", &id], &[]);
@@ -202,7 +202,7 @@ fn beyond_the_call_limit_486_and_an_operator_hangs_up_from_the_cli() {
 fn an_operator_transfers_a_call_by_refer_and_the_hub_leaves_after_notify_200() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, addr) = hub_with_ua(dir.path(), &[]);
-    let caller = Sipp::spawn("uac_transfer.xml", Some(addr), &["-s", "800"]);
+    let caller = Sipp::spawn("uac_transfer.xml", Some(addr), &["-s", "*43"]);
     let up = hub.wait_for("call up");
     let id = event_field(&up, "call up", "call").unwrap();
     let out = run(dir.path(), &["sip", "transfer", &id, "201"], &[]);
