@@ -621,5 +621,6 @@ fn ivr_handler(
     if let Some(routes) = routes {
         handler = handler.with_reload(routes);
     }
+    handler = handler.with_voicemail(&config.pbx.voicemail_prefix, &config.ivr.voicemail_script);
     Ok(Arc::new(handler))
 }

@@ -359,12 +359,16 @@ fn shipped_scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../ivr-scripts")
 }
 
-#[test]
-fn a_sip_caller_walks_the_main_menu_and_leaves_a_message_in_the_inbox() {
+/// A SIPp caller of `number` on a hub running the shipped scripts, where Bob has extension
+/// 1001: types `digits` ahead (RFC 4733), then, once the hub records, 2 s of a 1 kHz tone and
+/// `#`. Returns the hub and Bob's inbox once the message is filed.
+fn leave_a_message(
+    d: &Path,
+    number: &str,
+    digits: &[u8],
+) -> (Hub, hub::model::UserId, Vec<hub::model::MailboxMessage>) {
     let espeak = std::process::Command::new("espeak-ng").arg("--version").output();
     assert!(espeak.is_ok_and(|o| o.status.success()), "espeak-ng is not installed (scripts/test installs it)");
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
     std::fs::create_dir_all(d.join("prompts")).unwrap();
     std::fs::write(
         d.join("hub.toml"),
@@ -376,43 +380,44 @@ fn a_sip_caller_walks_the_main_menu_and_leaves_a_message_in_the_inbox() {
     let hub = Hub::start(d, &[], &[("HUB_SIP__ENABLED", "true")]);
     let line = hub.wait_for("SIP user agent listening");
     let addr: SocketAddr = event_field(&line, "SIP user agent listening", "udp").unwrap().parse().unwrap();
-
     let media = "      m=audio [rtp_port] RTP/AVP 8 101\n      a=rtpmap:8 PCMA/8000\n      \
                  a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-16\n      a=ptime:20";
     let scenario = call_scenario(d, media);
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = socket.local_addr().unwrap().port().to_string();
-    let sipp = Sipp::spawn(scenario.to_str().unwrap(), Some(addr), &["-s", "800", "-key", "rtp_port", &port]);
+    let sipp = Sipp::spawn(scenario.to_str().unwrap(), Some(addr), &["-s", number, "-key", "rtp_port", &port]);
     let up = hub.wait_for("call up");
     let hub_rtp: SocketAddr = event_field(&up, "call up", "local_rtp").unwrap().parse().unwrap();
-    // Typed ahead, as people do: 2 (leave a message), then the extension and #. Each digit
-    // barges into the prompt it interrupts.
-    let mut digits = Vec::new();
-    for (i, event) in [2u8, 1, 0, 0, 1, 11].into_iter().enumerate() {
+    // Typed ahead, as people do: each digit barges into the prompt it interrupts.
+    let mut typed = Vec::new();
+    for (i, &event) in digits.iter().enumerate() {
         let at = 200 * i as u64;
-        digits.extend(telephone_event(event, at, 100 + 10 * i as u16, 1600 + (at as u32) * 8));
+        typed.extend(telephone_event(event, at, 100 + 10 * i as u16, 1600 + (at as u32) * 8));
     }
-    pcap::play(&digits, 0x1234_5678, &socket, hub_rtp);
+    pcap::play(&typed, 0x1234_5678, &socket, hub_rtp);
     // After the spoken greeting and the beep, the message: 2 s of a 1 kHz tone, then #.
     hub.wait_for("recording started");
     let mut message = pcap::audio_packets(&tone(1000.0, 2000, 6000.0), 8, encode(AudioCodec::Pcma), 200, 96_000);
     message.extend(telephone_event(11, 2000, 300, 96_000 + 100 * 160));
     pcap::play(&message, 0x1234_5678, &socket, hub_rtp);
     passed(&sipp.wait(), &hub);
-    let deposited = hub.wait_for("voicemail deposited");
-
-    // The message is in Bob's inbox, with its length, and its file is where the record says.
+    hub.wait_for("voicemail deposited");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (bob, messages) = rt.block_on(async {
         use hub::store::{DirectoryStore, MailboxStore};
         let store = hub::store::SqliteStore::open(&d.join("data/hub.db"), 1).await.unwrap();
         let bob = store.user_by_username("bob").await.unwrap().unwrap();
         let messages = store.messages(&bob.id, false).await.unwrap();
-        (bob, messages)
+        (bob.id, messages)
     });
-    assert_eq!(messages.len(), 1, "{deposited}\n{}", hub.log().join("\n"));
+    (hub, bob, messages)
+}
+
+/// The message is Bob's, unread, 2 s long, and its file holds the caller's tone.
+fn check_message(d: &Path, hub: &Hub, bob: &hub::model::UserId, messages: &[hub::model::MailboxMessage]) {
+    assert_eq!(messages.len(), 1, "{}", hub.log().join("\n"));
     let m = &messages[0];
-    assert_eq!((&m.owner, m.read, m.media_type.as_str()), (&bob.id, false, "audio/wav"));
+    assert_eq!((&m.owner, m.read, m.media_type.as_str()), (bob, false, "audio/wav"));
     assert!((1500..=2100).contains(&m.duration_ms), "2 s of message: {} ms", m.duration_ms);
     let (rate, pcm) = wav_samples(&d.join("recordings").join(&m.path));
     assert_eq!(rate, 8000);
@@ -420,4 +425,22 @@ fn a_sip_caller_walks_the_main_menu_and_leaves_a_message_in_the_inbox() {
     assert!(power_at(middle, 1000.0) > 0.8, "the caller's tone is the message");
     let ended = hub.wait_for("script ended");
     assert!(ended.contains("HungUp"), "the script hung up after thanking the caller: {ended}");
+}
+
+#[test]
+fn a_sip_caller_walks_the_main_menu_and_leaves_a_message_in_the_inbox() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2 (leave a message), then the extension and #.
+    let (hub, bob, messages) = leave_a_message(dir.path(), "800", &[2, 1, 0, 0, 1, 11]);
+    check_message(dir.path(), &hub, &bob, &messages);
+}
+
+#[test]
+fn an_unanswered_call_sent_to_voicemail_prefix_and_extension_reaches_that_mailbox() {
+    let dir = tempfile::tempdir().unwrap();
+    // Asterisk's dial plan dials voicemail-<extension> on the hub: nothing to type.
+    let (hub, bob, messages) = leave_a_message(dir.path(), "voicemail-1001", &[]);
+    check_message(dir.path(), &hub, &bob, &messages);
+    let up = hub.wait_for("call up");
+    assert!(up.contains("voicemail-1001"), "{up}");
 }

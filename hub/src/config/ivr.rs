@@ -37,6 +37,10 @@ pub struct IvrConfig {
     pub http_allow: Vec<String>,
     /// Prompt the caller hears when a script fails, before the hub hangs up.
     pub error_prompt: String,
+    /// The script for unanswered calls: Asterisk's dial plan sends them to the hub as
+    /// `[pbx] voicemail_prefix` + the extension, and this script takes the message (the
+    /// extension reaches it as the `X-Mailbox` header).
+    pub voicemail_script: String,
 }
 
 impl Default for IvrConfig {
@@ -53,6 +57,7 @@ impl Default for IvrConfig {
             http_timeout: Duration::from_secs(5),
             http_allow: Vec::new(),
             error_prompt: "error.wav".to_string(),
+            voicemail_script: "voicemail.rhai".to_string(),
         }
     }
 }
@@ -69,6 +74,12 @@ impl IvrConfig {
                     format!("{script:?} must name a .rhai file inside scripts_dir"),
                 ));
             }
+        }
+        if !self.voicemail_script.ends_with(".rhai") || self.voicemail_script.contains("..") {
+            out.push(Problem::new(
+                "ivr.voicemail_script",
+                format!("{:?} must name a .rhai file inside scripts_dir", self.voicemail_script),
+            ));
         }
         for (key, value) in [
             ("ivr.max_operations", self.max_operations),

@@ -61,6 +61,7 @@ pub struct IvrHandler {
     tts: Tts,
     record: RecordOptions,
     runtime: Handle,
+    voicemail: Option<(String, String)>,
 }
 
 impl IvrHandler {
@@ -74,7 +75,26 @@ impl IvrHandler {
         record: RecordOptions,
         runtime: Handle,
     ) -> Self {
-        Self { scripts: RwLock::new(scripts), reload: None, limits, services, tts, record, runtime }
+        Self { scripts: RwLock::new(scripts), reload: None, limits, services, tts, record, runtime, voicemail: None }
+    }
+
+    /// The same handler, answering `prefix` + extension (where Asterisk's dial plan sends
+    /// unanswered calls) with `script`, which finds the extension in the `X-Mailbox` header.
+    pub fn with_voicemail(mut self, prefix: &str, script: &str) -> Self {
+        if !prefix.is_empty() {
+            self.voicemail = Some((prefix.to_string(), script.to_string()));
+        }
+        self
+    }
+
+    /// The script for `dialled`, and the mailbox when it is a voicemail number.
+    fn route(&self, scripts: &Scripts, dialled: &str) -> Option<(String, Option<String>)> {
+        if let Ok(script) = scripts.route(dialled) {
+            return Some((script.to_string(), None));
+        }
+        let (prefix, script) = self.voicemail.as_ref()?;
+        let mailbox = dialled.strip_prefix(prefix.as_str()).filter(|m| !m.is_empty())?;
+        Some((script.clone(), Some(mailbox.to_string())))
     }
 
     /// The same handler, re-reading its routes when the config file changes. Calls in
@@ -104,13 +124,16 @@ fn display_name(script: &str) -> String {
 
 impl NumberHandler for IvrHandler {
     fn name(&self, number: &str) -> Option<String> {
-        self.scripts().route(number).ok().map(display_name)
+        self.route(&self.scripts(), number).map(|(script, mailbox)| match mailbox {
+            Some(m) => format!("Voicemail {m}"),
+            None => display_name(&script),
+        })
     }
 
     fn start(&self, channel: Channel, path: CallerPath) {
         let info = channel.info().clone();
         let scripts = self.scripts();
-        let Ok(script) = scripts.route(&info.to).map(str::to_string) else {
+        let Some((script, mailbox)) = self.route(&scripts, &info.to) else {
             channel.hangup("no script for this number");
             return;
         };
@@ -123,7 +146,7 @@ impl NumberHandler for IvrHandler {
             }
             .to_string(),
             dialled: info.to.clone(),
-            headers: Default::default(),
+            headers: mailbox.into_iter().map(|m| ("X-Mailbox".to_string(), m)).collect(),
         };
         let deadline = Instant::now() + self.limits.max_call_time;
         let io = ChannelIo::new(channel, self.runtime.clone(), caller, self.tts.clone(), self.record, deadline);
