@@ -293,6 +293,27 @@
     if (r?.recorder && r.recorder.state !== "inactive") r.recorder.stop();
   }
 
+  // A greeting is played to phone callers by the hub's media engine, which reads WAV: the
+  // browser's recording (WebM/Opus) is decoded here and sent as 16 kHz mono 16-bit PCM.
+  async function toWav(blob) {
+    const rate = 16000;
+    const decoded = await new AudioContext().decodeAudioData(await blob.arrayBuffer());
+    const offline = new OfflineAudioContext(1, Math.max(1, Math.ceil(decoded.duration * rate)), rate);
+    const source = offline.createBufferSource();
+    source.buffer = decoded;
+    source.connect(offline.destination);
+    source.start();
+    const pcm = (await offline.startRendering()).getChannelData(0);
+    const out = new DataView(new ArrayBuffer(44 + pcm.length * 2));
+    const text = (at, s) => [...s].forEach((c, i) => out.setUint8(at + i, c.charCodeAt(0)));
+    text(0, "RIFF"); out.setUint32(4, 36 + pcm.length * 2, true); text(8, "WAVE");
+    text(12, "fmt "); out.setUint32(16, 16, true); out.setUint16(20, 1, true); out.setUint16(22, 1, true);
+    out.setUint32(24, rate, true); out.setUint32(28, rate * 2, true); out.setUint16(32, 2, true); out.setUint16(34, 16, true);
+    text(36, "data"); out.setUint32(40, pcm.length * 2, true);
+    pcm.forEach((x, i) => out.setInt16(44 + i * 2, Math.max(-1, Math.min(1, x)) * 0x7fff, true));
+    return new Blob([out], { type: "audio/wav" });
+  }
+
   async function send() {
     const r = vm.rec;
     if (!r?.blob) return;
@@ -308,7 +329,8 @@
       : `/api/voicemail/send?to=${encodeURIComponent(r.target.user.id)}`;
     let res;
     try {
-      res = await fetch(url, { method: r.target.kind === "greeting" ? "PUT" : "POST", headers: { "Content-Type": r.blob.type }, body: r.blob });
+      const body = r.target.kind === "greeting" ? await toWav(r.blob) : r.blob;
+      res = await fetch(url, { method: r.target.kind === "greeting" ? "PUT" : "POST", headers: { "Content-Type": body.type }, body });
     } catch (e) {
       recButtons("recorded");
       return showError("recorder-error", `The hub could not be reached (${e.message}). Try again.`);

@@ -621,6 +621,8 @@ fn ivr_handler(
     if let Some(routes) = routes {
         handler = handler.with_reload(routes);
     }
-    handler = handler.with_voicemail(&config.pbx.voicemail_prefix, &config.ivr.voicemail_script);
+    handler = handler
+        .with_voicemail(&config.pbx.voicemail_prefix, &config.ivr.voicemail_script)
+        .with_greetings(config.voicemail.recordings_dir.clone());
     Ok(Arc::new(handler))
 }

@@ -366,6 +366,7 @@ fn leave_a_message(
     d: &Path,
     number: &str,
     digits: &[u8],
+    greeting: Option<&[i16]>,
 ) -> (Hub, hub::model::UserId, Vec<hub::model::MailboxMessage>) {
     let espeak = std::process::Command::new("espeak-ng").arg("--version").output();
     assert!(espeak.is_ok_and(|o| o.status.success()), "espeak-ng is not installed (scripts/test installs it)");
@@ -375,8 +376,16 @@ fn leave_a_message(
         format!("[ivr]\nscripts_dir = {:?}\n[ivr.routes]\n\"800\" = \"main_menu.rhai\"\n", shipped_scripts()),
     )
     .unwrap();
-    let add = run(d, &["users", "add", "--username", "bob", "--name", "Bob Builder", "--extension", "1001"], &[]);
+    let add =
+        run(d, &["users", "add", "--username", "bob", "--name", "Bob Builder", "--extension", "1001", "--json"], &[]);
     assert!(add.status.success(), "{:?}", text(&add));
+    if let Some(pcm) = greeting {
+        // Where the web app keeps a greeting Bob recorded in the browser (sent as WAV).
+        let bob: serde_json::Value = serde_json::from_slice(&add.stdout).unwrap();
+        let path = d.join("recordings/greetings").join(format!("{}.wav", bob["id"].as_str().unwrap()));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write_wav(&path, 16_000, 1, pcm);
+    }
     let hub = Hub::start(d, &[], &[("HUB_SIP__ENABLED", "true")]);
     let line = hub.wait_for("SIP user agent listening");
     let addr: SocketAddr = event_field(&line, "SIP user agent listening", "udp").unwrap().parse().unwrap();
@@ -431,7 +440,7 @@ fn check_message(d: &Path, hub: &Hub, bob: &hub::model::UserId, messages: &[hub:
 fn a_sip_caller_walks_the_main_menu_and_leaves_a_message_in_the_inbox() {
     let dir = tempfile::tempdir().unwrap();
     // 2 (leave a message), then the extension and #.
-    let (hub, bob, messages) = leave_a_message(dir.path(), "800", &[2, 1, 0, 0, 1, 11]);
+    let (hub, bob, messages) = leave_a_message(dir.path(), "800", &[2, 1, 0, 0, 1, 11], None);
     check_message(dir.path(), &hub, &bob, &messages);
 }
 
@@ -439,8 +448,12 @@ fn a_sip_caller_walks_the_main_menu_and_leaves_a_message_in_the_inbox() {
 fn an_unanswered_call_sent_to_voicemail_prefix_and_extension_reaches_that_mailbox() {
     let dir = tempfile::tempdir().unwrap();
     // Asterisk's dial plan dials voicemail-<extension> on the hub: nothing to type.
-    let (hub, bob, messages) = leave_a_message(dir.path(), "voicemail-1001", &[]);
+    let greeting: Vec<i16> = (0..16_000).map(|i| (8000.0 * (f64::from(i) * 0.1727).sin()) as i16).collect();
+    let (hub, bob, messages) = leave_a_message(dir.path(), "voicemail-1001", &[], Some(&greeting));
     check_message(dir.path(), &hub, &bob, &messages);
     let up = hub.wait_for("call up");
     assert!(up.contains("voicemail-1001"), "{up}");
+    // Bob's own greeting, recorded in the browser, is what the caller heard first.
+    let played = hub.wait_for("recorded greeting");
+    assert!(played.contains(&format!("greetings/{bob}.wav")), "{played}");
 }

@@ -20,6 +20,7 @@ pub struct ChannelIo {
     tts: Tts,
     record: RecordOptions,
     deadline: Instant,
+    greetings: Option<std::path::PathBuf>,
 }
 
 impl ChannelIo {
@@ -33,7 +34,26 @@ impl ChannelIo {
         record: RecordOptions,
         deadline: Instant,
     ) -> Self {
-        Self { channel, runtime, caller, tts, record, deadline }
+        Self { channel, runtime, caller, tts, record, deadline, greetings: None }
+    }
+
+    /// Also looks for `greetings/…` prompts in `dir` (the recordings directory, where greetings
+    /// recorded in the browser are kept); the prompts directory still comes first.
+    pub fn with_greetings(mut self, dir: std::path::PathBuf) -> Self {
+        self.greetings = Some(dir);
+        self
+    }
+
+    /// A user's own greeting recorded in the browser, when `prompt` names one that exists.
+    fn recorded_greeting(&self, prompt: &str) -> Option<std::path::PathBuf> {
+        let name = prompt.strip_prefix("greetings/")?;
+        let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        let path = self.greetings.as_ref()?.join("greetings").join(name);
+        (plain
+            && !name.starts_with('.')
+            && path.is_file()
+            && self.channel.prompt_path(prompt).is_ok_and(|p| !p.is_file()))
+        .then_some(path)
     }
 
     /// Runs one step on the runtime, bounded by the call's deadline; a hang-up ends it at once.
@@ -67,6 +87,10 @@ impl CallIo for ChannelIo {
     }
 
     fn play(&mut self, prompt: &str, barge_in: bool) -> Result<Option<char>, IoError> {
+        if let Some(path) = self.recorded_greeting(prompt) {
+            tracing::info!(path = %path.display(), "recorded greeting");
+            return self.block(async |c| c.play_file(&path, barge_in).await).map(Self::played);
+        }
         self.block(async |c| c.play(prompt, barge_in).await).map(Self::played)
     }
 

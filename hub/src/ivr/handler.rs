@@ -62,6 +62,7 @@ pub struct IvrHandler {
     record: RecordOptions,
     runtime: Handle,
     voicemail: Option<(String, String)>,
+    greetings: Option<PathBuf>,
 }
 
 impl IvrHandler {
@@ -75,7 +76,17 @@ impl IvrHandler {
         record: RecordOptions,
         runtime: Handle,
     ) -> Self {
-        Self { scripts: RwLock::new(scripts), reload: None, limits, services, tts, record, runtime, voicemail: None }
+        Self {
+            scripts: RwLock::new(scripts),
+            reload: None,
+            limits,
+            services,
+            tts,
+            record,
+            runtime,
+            voicemail: None,
+            greetings: None,
+        }
     }
 
     /// The same handler, answering `prefix` + extension (where Asterisk's dial plan sends
@@ -84,6 +95,13 @@ impl IvrHandler {
         if !prefix.is_empty() {
             self.voicemail = Some((prefix.to_string(), script.to_string()));
         }
+        self
+    }
+
+    /// The same handler, letting scripts play greetings recorded in the browser (kept under
+    /// `dir/greetings/`) as `greetings/<user id>.wav`.
+    pub fn with_greetings(mut self, dir: PathBuf) -> Self {
+        self.greetings = Some(dir);
         self
     }
 
@@ -150,6 +168,10 @@ impl NumberHandler for IvrHandler {
         };
         let deadline = Instant::now() + self.limits.max_call_time;
         let io = ChannelIo::new(channel, self.runtime.clone(), caller, self.tts.clone(), self.record, deadline);
+        let io = match &self.greetings {
+            Some(dir) => io.with_greetings(dir.clone()),
+            None => io,
+        };
         let (limits, services) = (self.limits.clone(), self.services.clone());
         let span = tracing::info_span!("ivr", call = %info.id, script = %script, from = %info.from, to = %info.to);
         let spawned =

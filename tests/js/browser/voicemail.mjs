@@ -123,6 +123,11 @@ await run(async (browser, pages) => {
   await alice.page.locator("#recorder").waitFor({ state: "hidden" });
   await alice.page.locator("#vm-greeting-audio").waitFor({ state: "visible" });
   await alice.page.locator("#vm-greeting-delete").waitFor({ state: "visible" });
-  const status = await alice.page.evaluate(async () => (await fetch("/api/voicemail/greeting")).status);
-  check(status === 200, `the greeting is served (${status})`);
+  const greeting = await alice.page.evaluate(async () => {
+    const res = await fetch("/api/voicemail/greeting");
+    return { status: res.status, type: res.headers.get("content-type"), bytes: (await res.arrayBuffer()).byteLength };
+  });
+  check(greeting.status === 200, `the greeting is served (${greeting.status})`);
+  // Sent as WAV, which the hub's media engine plays to phone callers.
+  check(greeting.type === "audio/wav" && greeting.bytes > 16000, `the greeting is a WAV with sound: ${JSON.stringify(greeting)}`);
 });
