@@ -362,6 +362,20 @@
       addLocal(pc, c.local); // fires negotiationneeded: the first offer
       if (c.number) toggleKeypad(true); // menus want digits
     },
+    // The hub number (an IVR menu) put us through to a colleague: same tab, same microphone,
+    // a new call that rings them.
+    transferred(msg) {
+      const c = phone.call;
+      if (!c || c.id !== msg.call) return;
+      if (c.pc) c.pc.close();
+      Object.assign(c, { pc: null, id: null, req: msg.req, peer: msg.to, number: null, negotiated: false, startedAt: null });
+      clearInterval(phone.timer);
+      $("call-duration").textContent = "";
+      $("remote-audio").srcObject = null;
+      $("keypad-sent").textContent = "";
+      toggleKeypad(false);
+      showCall("Transferring…");
+    },
     answered_elsewhere(msg) {
       if (phone.incoming && phone.incoming.id === msg.call) {
         hideIncoming();

@@ -231,7 +231,8 @@ async fn serve(config: Config, routes: Option<crate::ivr::handler::RoutesReload>
             return Exit::Failure;
         }
     };
-    let numbers: Arc<dyn crate::calls::service::HubNumbers> = Arc::new(browser_numbers::BrowserNumbers(apps));
+    let numbers: Arc<dyn crate::calls::service::HubNumbers> =
+        Arc::new(browser_numbers::BrowserNumbers { apps, store: store.clone() });
     let (calls, calls_task) =
         Calls::start_with_numbers(config.calls.clone(), store.clone(), Some(numbers), cancel.clone());
     voicemail.attach_calls(calls.clone());

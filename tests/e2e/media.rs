@@ -457,3 +457,20 @@ fn an_unanswered_call_sent_to_voicemail_prefix_and_extension_reaches_that_mailbo
     let played = hub.wait_for("recorded greeting");
     assert!(played.contains(&format!("greetings/{bob}.wav")), "{played}");
 }
+
+#[test]
+fn a_script_transfers_a_browser_caller_to_a_colleague_whose_tab_rings() {
+    let dir = tempfile::tempdir().unwrap();
+    let scripts = dir.path().join("ivr-scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("reception.rhai"),
+        "answer();\nlet people = directory_search(\"Bob\");\ntransfer(people[0].extension);\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("hub.toml"), "[ivr.routes]\n\"805\" = \"reception.rhai\"\n").unwrap();
+    let hub = Hub::start(dir.path(), &[], &[]);
+    crate::webapp::run_scenario("ivr.mjs", &hub, &[("SCENARIO", "transfer"), ("NUMBER", "805")]);
+    let outcome = hub.wait_for("script ended");
+    assert!(outcome.contains("Transferred"), "{outcome}");
+}

@@ -473,6 +473,15 @@ impl State {
                 tracing::warn!(%call, %reason, "the hub number's media failed");
                 self.apply(call, Input::DeviceGone(stand_in), None);
             }
+            ServiceEvent::Transfer(to) => {
+                tracing::info!(%call, to = %to.id, "the hub number transfers the caller");
+                let req = format!("transfer-{call}");
+                self.send(caller, &ServerMessage::Transferred { call: call.clone(), to: to.clone(), req: req.clone() });
+                // The hub number's call ends (the tab ignores its `ended`: it was told first),
+                // then the tab calls the colleague as if it had asked to.
+                self.apply(call, Input::Hangup(stand_in), None);
+                self.place(caller, to, false, Some(req));
+            }
         }
     }
 

@@ -33,6 +33,9 @@ pub enum ServiceEvent {
     Hangup(String),
     /// The media connection failed (ICE, DTLS, a refused offer): the call ends as lost.
     Failed(String),
+    /// The answering side transfers the caller to this colleague: the tab's call to the hub
+    /// number ends and a call to them rings, as if the tab had called them.
+    Transfer(Party),
 }
 
 /// Where the answering side sends its [`ServiceEvent`]s (called from any thread).

@@ -238,6 +238,16 @@ pub enum ServerMessage {
         /// The candidate (`null`: end of candidates).
         candidate: serde_json::Value,
     },
+    /// The hub number you called transferred you to a colleague: this call is over, and a
+    /// call to them follows (`calling` with this `req`), on the same tab and microphone.
+    Transferred {
+        /// The call that ends.
+        call: CallId,
+        /// Whom you are now calling.
+        to: Party,
+        /// The `req` of the `calling` that follows.
+        req: String,
+    },
     /// The call is over.
     Ended {
         /// The call.

@@ -4,6 +4,8 @@
 //             above a threshold, from a playing <audio> element), then the hub hangs up.
 //   echo      dial NUMBER (the echo test): the tab's own (fake) microphone comes back; the
 //             tab hangs up.
+//   transfer  Bob is signed in; Alice dials NUMBER, whose script transfers her to Bob: Bob's
+//             tab rings, he answers, and Alice talks to him on the same tab.
 //   digits    dial NUMBER (the recording test): after the beep, send DIGITS from the keypad
 //             (RFC 4733 events); `#` ends the recording, the hub plays it back and hangs up.
 import { run, device, step, check, signIn, WAIT_MS } from "./lib.mjs";
@@ -50,11 +52,30 @@ await run(async (browser, pages) => {
   const alice = await device(browser, "alice");
   pages.push(alice);
   const page = alice.page;
+  let bob = null;
+  if (scenario === "transfer") {
+    bob = await device(browser, "bob");
+    pages.push(bob);
+    await signIn(bob.page, "Bob Tester");
+  }
   await signIn(page, "Alice Tester");
 
   step(`dial ${number}`);
   await page.fill("#dial-number", number);
   await page.click("#dial");
+  if (scenario === "transfer") {
+    step("the script transfers Alice: Bob's tab rings");
+    await bob.page.locator("#incoming").waitFor({ state: "visible" });
+    check((await bob.page.textContent("#incoming-name")) === "Alice Tester", "Bob sees who calls");
+    await bob.page.click("#accept");
+    await page.waitForFunction(() => document.getElementById("call-state").textContent === "Connected"
+      && document.getElementById("call-peer").textContent.startsWith("Bob Tester"), null, { timeout: WAIT_MS, polling: 100 });
+    const heard = await waitFor(page, "Bob's audio", (s) => s.packets > 50);
+    step(`Alice hears Bob: ${JSON.stringify(heard)}`);
+    await page.click("#hangup");
+    await bob.page.waitForFunction(() => document.getElementById("call").hidden, null, { timeout: WAIT_MS, polling: 100 });
+    return;
+  }
   await page.waitForFunction(() => document.getElementById("call-state").textContent === "Connected", null, { timeout: WAIT_MS, polling: 100 });
   check(!(await page.isHidden("#keypad")), "the keypad opens for a number");
 

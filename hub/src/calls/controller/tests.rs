@@ -382,3 +382,22 @@ async fn news_for_a_user_reaches_every_tab_of_theirs_and_nobody_else() {
     b.quiet();
     f.calls.notify_user(UserId::from_string("nobody"), ServerMessage::Voicemail { unread: 1 }).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_hub_number_transfers_the_tab_to_a_colleague_whose_tabs_ring() {
+    let (f, numbers) = fixture_with_numbers().await;
+    let (mut a, mut b) = (f.tab("a").await, f.tab("b").await);
+    f.calls.dial(a.id, "*43".into(), None).await.unwrap();
+    let ivr_call = a.expect("calling").await["call"].as_str().unwrap().to_string();
+    a.expect("answered").await;
+    (numbers.events.lock().unwrap().as_ref().unwrap())(ServiceEvent::Transfer(party("b")));
+    let t = a.expect("transferred").await;
+    assert_eq!((t["call"].as_str(), t["to"]["id"].as_str()), (Some(ivr_call.as_str()), Some("b")));
+    let req = t["req"].as_str().unwrap().to_string();
+    assert_eq!(a.expect("ended").await["call"], ivr_call.as_str(), "the hub number's call is over");
+    let calling = a.expect("calling").await;
+    assert_eq!((calling["req"].as_str(), calling["devices"].as_u64()), (Some(req.as_str()), Some(1)));
+    assert_ne!(calling["call"], ivr_call.as_str());
+    assert_eq!(b.expect("incoming").await["from"]["id"], "a", "the colleague's tab rings");
+    assert!(numbers.got.lock().unwrap().contains(&"dropped".to_string()), "the hub's peer is released");
+}

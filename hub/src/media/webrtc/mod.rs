@@ -40,6 +40,9 @@ pub enum SessionEvent {
     Candidate(serde_json::Value),
     /// The app is done and hangs up.
     Hangup(String),
+    /// The app transfers the caller to an extension (a script's `transfer`): the tab's call
+    /// goes on as a call to that colleague.
+    Transfer(String),
     /// The media connection failed or the offer could not be answered.
     Failed(String),
 }
@@ -215,7 +218,9 @@ impl Session {
                         break;
                     }
                     LegEvent::Transfer { target } => {
-                        tracing::warn!(%target, "transfer is not available to browser callers yet; the call goes on");
+                        tracing::info!(%target, "transferring the browser caller");
+                        (self.events)(SessionEvent::Transfer(target));
+                        break;
                     }
                 },
             }
