@@ -474,3 +474,39 @@ fn a_script_transfers_a_browser_caller_to_a_colleague_whose_tab_rings() {
     let outcome = hub.wait_for("script ended");
     assert!(outcome.contains("Transferred"), "{outcome}");
 }
+
+#[test]
+fn a_script_sees_the_callers_number_name_and_x_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let scripts = d.join("ivr-scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("who.rhai"),
+        "answer();\nlet c = caller();\nlog(c.number, c.name, c.headers[\"X-Account\"], c.path);\nhangup();\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("hub.toml"), "[ivr.routes]\n\"806\" = \"who.rhai\"\n").unwrap();
+    let hub = Hub::start(d, &[], &[("HUB_SIP__ENABLED", "true")]);
+    let line = hub.wait_for("SIP user agent listening");
+    let addr: SocketAddr = event_field(&line, "SIP user agent listening", "udp").unwrap().parse().unwrap();
+    let media = "      m=audio [rtp_port] RTP/AVP 8\n      a=rtpmap:8 PCMA/8000\n      a=ptime:20";
+    let scenario = call_scenario(d, media);
+    // A caller with a display name, a number, and a header of the organisation's own.
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    let text = text.replacen("From: <sip:sipp@", "From: \"Sipp Tester\" <sip:+15555550100@", 1).replacen(
+        "Call-ID: [call_id]\n",
+        "Call-ID: [call_id]\n      X-Account: 42\n",
+        1,
+    );
+    std::fs::write(&scenario, text).unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port().to_string();
+    passed(&Sipp::run(scenario.to_str().unwrap(), addr, &["-s", "806", "-key", "rtp_port", &port]), &hub);
+    let logged = hub.wait_for("script log");
+    assert_eq!(
+        event_field(&logged, "script log", "text").as_deref(),
+        Some("+15555550100 Sipp Tester 42 sip"),
+        "{logged}"
+    );
+}

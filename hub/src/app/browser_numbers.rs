@@ -41,9 +41,15 @@ impl HubNumbers for BrowserNumbers {
         let info = CallInfo {
             id: call.call.to_string(),
             call_id: call.call.to_string(),
-            from: call.caller.extension.clone().unwrap_or_else(|| call.caller.id.to_string()),
+            // The caller's name as a display name, their extension (else user id) as the number.
+            from: format!(
+                "\"{}\" <{}>",
+                call.caller.name.replace('"', "'"),
+                call.caller.extension.clone().unwrap_or_else(|| call.caller.id.to_string())
+            ),
             to: call.number,
             peer: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            headers: Vec::new(),
         };
         let events: Arc<ServiceEvents> = Arc::new(events);
         let store = self.store.clone();

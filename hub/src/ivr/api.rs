@@ -299,7 +299,7 @@ pub(crate) fn register(engine: &mut Engine, state: &Arc<CallState>) {
             let message = parts.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ");
             let file = ctx.call_source().unwrap_or(&s.file);
             let line = ctx.call_position().line();
-            tracing::info!(target: "hub::ivr::script", file, line, message, "script log");
+            tracing::info!(target: "hub::ivr::script", file, line, text = %message, "script log");
             s.observer.log(file, line, &message);
         };
         match arity {

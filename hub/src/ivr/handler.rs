@@ -156,15 +156,15 @@ impl NumberHandler for IvrHandler {
             return;
         };
         let caller = CallerInfo {
-            number: info.from.clone(),
-            name: String::new(),
+            number: info.caller_number(),
+            name: info.caller_name(),
             path: match path {
                 CallerPath::Sip => "sip",
                 CallerPath::WebRtc => "webrtc",
             }
             .to_string(),
             dialled: info.to.clone(),
-            headers: mailbox.into_iter().map(|m| ("X-Mailbox".to_string(), m)).collect(),
+            headers: info.headers.iter().cloned().chain(mailbox.map(|m| ("X-Mailbox".to_string(), m))).collect(),
         };
         let deadline = Instant::now() + self.limits.max_call_time;
         let io = ChannelIo::new(channel, self.runtime.clone(), caller, self.tts.clone(), self.record, deadline);

@@ -179,7 +179,14 @@ mod tests {
         let engine = Engine::new(PortRange::new("127.0.0.1".parse().unwrap(), ports, ports + 999), settings).unwrap();
         let caller = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let peer = caller.local_addr().unwrap();
-        let call = CallInfo { id: "1".into(), call_id: "c".into(), from: "a".into(), to: "b".into(), peer };
+        let call = CallInfo {
+            id: "1".into(),
+            call_id: "c".into(),
+            from: "a".into(),
+            to: "b".into(),
+            peer,
+            headers: Vec::new(),
+        };
         let (events, _rx) = mpsc::unbounded_channel();
         let (mut leg, channel) = engine.open(&call, events).unwrap();
         leg.start(&MediaParams {

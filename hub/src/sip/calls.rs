@@ -186,7 +186,8 @@ impl CallService {
                 return;
             }
         };
-        let info = CallInfo { id: slot.id.to_string(), call_id, from, to, peer };
+        let headers = CallInfo::script_headers(tx.original.headers.iter().map(|h| (h.name(), h.value())));
+        let info = CallInfo { id: slot.id.to_string(), call_id, from, to, peer, headers };
         let (leg_events, leg_rx) = tokio::sync::mpsc::unbounded_channel();
         let answer = if tx.original.body.is_empty() {
             Err(refuse(StatusCode::NotAcceptableHere, Some("an offer in the INVITE is required".into())))
@@ -293,6 +294,7 @@ impl CallService {
             from: caller.to_string(),
             to: extension.to_owned(),
             peer: out.addr,
+            headers: Vec::new(),
         };
         let (leg_events, leg_rx) = tokio::sync::mpsc::unbounded_channel();
         let leg = match self.app.open(&info, leg_events) {

@@ -24,6 +24,50 @@ pub struct CallInfo {
     pub to: String,
     /// Where the INVITE came from.
     pub peer: SocketAddr,
+    /// Headers of the INVITE a script may want (`X-…`, `Diversion`, `P-Asserted-Identity`,
+    /// `Referred-By`, `User-Agent`), as sent; empty for browser callers.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Headers kept for scripts: at most this many…
+const MAX_HEADERS: usize = 32;
+/// …of at most this many bytes each (longer ones are left out, not cut).
+const MAX_HEADER_VALUE: usize = 512;
+
+impl CallInfo {
+    /// The caller's number: the user part of the `From` URI (`+4930123`), or `from` as it is
+    /// when it is not a SIP URI (a browser caller's extension).
+    pub fn caller_number(&self) -> String {
+        let uri = match (self.from.find('<'), self.from.find('>')) {
+            (Some(a), Some(b)) if a < b => &self.from[a + 1..b],
+            _ => self.from.split(';').next().unwrap_or_default(),
+        };
+        let Some(rest) = ["sip:", "sips:", "tel:"].iter().find_map(|s| uri.trim().strip_prefix(s)) else {
+            return uri.trim().to_string();
+        };
+        rest.split(['@', ';']).next().unwrap_or_default().to_string()
+    }
+
+    /// The display name the caller sent in `From` (`"Alice Liddell" <sip:…>`), if any.
+    pub fn caller_name(&self) -> String {
+        match self.from.find('<') {
+            Some(i) => self.from[..i].trim().trim_matches('"').trim().to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// The headers of `pairs` (name, value) that scripts may see, in order.
+    pub fn script_headers<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
+        const NAMED: [&str; 4] = ["Diversion", "P-Asserted-Identity", "Referred-By", "User-Agent"];
+        pairs
+            .filter(|(n, v)| {
+                (n.len() > 2 && n[..2].eq_ignore_ascii_case("x-") || NAMED.iter().any(|k| k.eq_ignore_ascii_case(n)))
+                    && v.len() <= MAX_HEADER_VALUE
+            })
+            .take(MAX_HEADERS)
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
 }
 
 /// A digit the caller sent.
@@ -114,4 +158,54 @@ pub trait MediaLeg: Send {
     fn dtmf(&mut self, digit: Digit);
     /// The leg's counters now.
     fn stats(&self) -> LegStats;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CallInfo;
+
+    fn from(from: &str) -> CallInfo {
+        CallInfo {
+            id: "1".into(),
+            call_id: "c".into(),
+            from: from.into(),
+            to: "800".into(),
+            peer: ([127, 0, 0, 1], 5060).into(),
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_callers_number_and_name_come_from_the_from_header() {
+        let c = from("\"Alice Liddell\" <sip:+4930123@pbx.example.org;user=phone>;tag=abc");
+        assert_eq!((c.caller_number(), c.caller_name()), ("+4930123".to_string(), "Alice Liddell".to_string()));
+        let c = from("<sip:1001@10.0.0.1:5060>;tag=x");
+        assert_eq!((c.caller_number(), c.caller_name()), ("1001".to_string(), String::new()));
+        let c = from("sip:bob@example.org;tag=1");
+        assert_eq!(c.caller_number(), "bob");
+        let c = from("Carol <tel:+15555550100>");
+        assert_eq!((c.caller_number(), c.caller_name()), ("+15555550100".to_string(), "Carol".to_string()));
+        // A browser caller: name and extension, no SIP URI.
+        let c = from("\"Dave\" <1002>");
+        assert_eq!((c.caller_number(), c.caller_name()), ("1002".to_string(), "Dave".to_string()));
+    }
+
+    #[test]
+    fn scripts_see_x_headers_and_a_few_named_ones_only() {
+        let long = "v".repeat(600);
+        let pairs = [
+            ("Via", "SIP/2.0/UDP x"),
+            ("X-Account", "42"),
+            ("x-lang", "de"),
+            ("Diversion", "<sip:1001@pbx>;reason=no-answer"),
+            ("Authorization", "Digest secret"),
+            ("X-Huge", long.as_str()),
+            ("X", "too short a name"),
+        ];
+        let kept = CallInfo::script_headers(pairs.iter().copied());
+        let names: Vec<&str> = kept.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["X-Account", "x-lang", "Diversion"]);
+        let many: Vec<(String, String)> = (0..50).map(|i| (format!("X-H{i}"), "v".to_string())).collect();
+        assert_eq!(CallInfo::script_headers(many.iter().map(|(n, v)| (n.as_str(), v.as_str()))).len(), 32);
+    }
 }
