@@ -147,14 +147,7 @@ fn main() {
 
 /// Live engine streams, from `hub sip calls --json` (calls up with packets sent).
 fn hub_streams(hub: &report::HubProcess) -> usize {
-    let out = Command::new(env!("CARGO_BIN_EXE_hub-e2e"))
-        .current_dir(hub.dir.path())
-        .env_clear()
-        .args(["sip", "calls", "--json"])
-        .output()
-        .unwrap();
-    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    listed.iter().filter(|c| c["state"] == "up" && c["media"]["packets_out"].as_u64().unwrap_or(0) > 0).count()
+    hub.sip_calls().iter().filter(|c| c["state"] == "up" && c["media"]["packets_out"].as_u64().unwrap_or(0) > 0).count()
 }
 
 /// A fresh hub answering 700 with the playback app and a prompt of `prompt_secs`.

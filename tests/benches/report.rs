@@ -129,6 +129,17 @@ impl HubProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Its live SIP calls, as `hub sip calls --json` lists them (empty if it cannot say).
+    #[allow(dead_code, reason = "each bench compiles this module and uses only part of it")]
+    pub fn sip_calls(&self) -> Vec<serde_json::Value> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hub-e2e"))
+            .current_dir(self.dir.path())
+            .env_clear()
+            .args(["sip", "calls", "--json"])
+            .output();
+        out.ok().and_then(|o| serde_json::from_slice(&o.stdout).ok()).unwrap_or_default()
+    }
 }
 
 impl Drop for HubProcess {

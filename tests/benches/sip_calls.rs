@@ -148,13 +148,7 @@ fn held_dialogs(hub: &report::HubProcess, n: u32) -> f64 {
     // Up when the control socket lists them all; then wait out the INVITE transactions.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let out = Command::new(env!("CARGO_BIN_EXE_hub-e2e"))
-            .current_dir(hub.dir.path())
-            .env_clear()
-            .args(["sip", "calls", "--json"])
-            .output()
-            .unwrap();
-        let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let listed = hub.sip_calls();
         if listed.iter().filter(|c| c["state"] == "up").count() >= n as usize {
             break;
         }

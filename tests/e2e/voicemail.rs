@@ -288,6 +288,8 @@ async fn trashed_messages_are_restorable_then_purged_with_their_file() {
     let id = inbox(&hub, &bob).await["messages"][0]["id"].as_str().unwrap().to_string();
     let file = || std::fs::read_dir(dir.path().join(format!("recordings/voicemail/{}", bob.id))).unwrap().count();
     let delete = || bob.web.delete(hub.url(&format!("/api/voicemail/{id}"))).header("origin", hub.url("")).send();
+    let restore =
+        || bob.web.post(hub.url(&format!("/api/voicemail/{id}/restore"))).header("origin", hub.url("")).send();
 
     assert_eq!(delete().await.unwrap().status(), 204);
     assert_eq!(inbox(&hub, &bob).await["messages"], json!([]));
@@ -302,13 +304,7 @@ async fn trashed_messages_are_restorable_then_purged_with_their_file() {
         "playable from the trash"
     );
 
-    let res = bob
-        .web
-        .post(hub.url(&format!("/api/voicemail/{id}/restore")))
-        .header("origin", hub.url(""))
-        .send()
-        .await
-        .unwrap();
+    let res = restore().await.unwrap();
     assert_eq!(res.status(), 204);
     assert_eq!(inbox(&hub, &bob).await["messages"][0]["id"], id.as_str());
     assert_eq!(inbox(&hub, &bob).await["unread"], 1);
@@ -321,13 +317,7 @@ async fn trashed_messages_are_restorable_then_purged_with_their_file() {
     assert_eq!(trash(&hub, &bob).await["messages"], json!([]));
     assert_eq!(file(), 0, "the audio file went with the record");
     assert_eq!(bob.web.get(hub.url(&format!("/api/voicemail/{id}/audio"))).send().await.unwrap().status(), 404);
-    let res = bob
-        .web
-        .post(hub.url(&format!("/api/voicemail/{id}/restore")))
-        .header("origin", hub.url(""))
-        .send()
-        .await
-        .unwrap();
+    let res = restore().await.unwrap();
     assert_eq!(res.status(), 404, "gone for good");
 }
 
